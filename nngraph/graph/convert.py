@@ -1,0 +1,277 @@
+"""Networks <-> neural graphs (PyG ``Data`` / ``Batch``), all by gathering with spec templates.
+
+A neural graph has ``x`` ``[N, F]`` (biases; 0 for input neurons), ``edge_index`` ``[2, E]``
+(layer l -> l + 1), ``edge_attr`` ``[E, F_e]`` (weights), per-node ``layer`` and ``role``
+(0 input, 1 hidden, 2 output), per-edge ``edge_layer``, and ``spec`` (the :class:`ArchSpec`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+
+from nngraph.graph.spec import ArchSpec, GraphTemplates, get_family
+from nngraph.graph.validate import check_finite, check_params_shape
+
+__all__ = [
+    "from_module",
+    "from_params",
+    "from_state_dict",
+    "graph_spec",
+    "num_graphs",
+    "to_graph_batch",
+    "to_module",
+    "to_params",
+    "to_state_dict",
+]
+
+Graph = Data  # a Data or a Batch (Batch subclasses Data)
+
+
+def from_params(params: Tensor, spec: ArchSpec, *, validate: bool = True) -> Data:
+    """One network's flat parameters ``[P]`` (canonical order) -> its neural graph."""
+    if params.dim() != 1:
+        raise ValueError(
+            f"from_params takes one network's parameters [P]; got shape {tuple(params.shape)} "
+            "(use to_graph_batch for [B, P])"
+        )
+    rows = params.unsqueeze(0)
+    check_params_shape(rows, spec)
+    if validate:
+        check_finite(rows, spec)
+    t = spec.templates_on(params.device)
+    x, edge_attr = _gather_features(rows, t)
+    return Data(
+        x=x,
+        edge_index=t.edge_index.clone(),
+        edge_attr=edge_attr,
+        layer=t.layer.clone(),
+        role=t.role.clone(),
+        edge_layer=t.edge_layer.clone(),
+        spec=spec,
+    )
+
+
+def from_state_dict(
+    state_dict: Mapping[str, Tensor], spec: ArchSpec | None = None, *, validate: bool = True
+) -> Data:
+    """A state dict (DWSNets layout ``seq.{i}.weight``/``.bias``, or any ``<layer>.weight/.bias``
+    layout in layer order) -> neural graph. Without ``spec`` the layer sizes come from the shapes
+    and the network is taken to be a DWSNets SIREN (sine, w0=30, +0.5); pass ``spec`` otherwise."""
+    state_dict = dict(state_dict)
+    family = get_family(spec.family if spec is not None else "mlp")
+    if spec is None:
+        spec = family.spec_from_state_dict(state_dict)
+    params = family.state_dict_to_params(state_dict, spec)
+    if validate:
+        _check_finite_state_dict(state_dict, params, spec)
+    return from_params(params, spec, validate=False)
+
+
+def from_module(module: nn.Module, spec: ArchSpec | None = None, *, validate: bool = True) -> Data:
+    """An ``nn.Module`` -> neural graph. nngraph's ``MLP``/``Siren`` and ``nn.Sequential`` stacks of
+    ``Linear`` + activation are recognised; for any other module pass its ``spec``."""
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"from_module takes an nn.Module, got {type(module).__name__}")
+    if spec is None:
+        spec = get_family("mlp").spec_from_module(module)
+        if spec is None:
+            raise ValueError(
+                f"cannot read the architecture of a {type(module).__name__}: nngraph recognises "
+                "its own MLP/Siren and nn.Sequential(Linear, activation, ..., Linear). Pass "
+                "spec=ArchSpec(...) to convert its state dict with a known architecture."
+            )
+    return from_state_dict(module.state_dict(), spec, validate=validate)
+
+
+def to_graph_batch(
+    params: Tensor, spec: ArchSpec, y: Tensor | None = None, *, validate: bool = False
+) -> Batch:
+    """``params[B, P]`` -> a PyG ``Batch`` of B neural graphs, built by gathering with the templates
+    (no per-sample loop). Equal, field by field, to ``Batch.from_data_list`` of the per-sample
+    graphs; ``y`` (``[B]`` labels or ``[B, C]`` soft labels) is attached per graph."""
+    check_params_shape(params, spec)
+    if validate:
+        check_finite(params, spec)
+    b = params.shape[0]
+    if y is not None and (not isinstance(y, Tensor) or y.shape[0] != b):
+        raise ValueError(f"y must be a tensor with {b} rows (one per network), got {y!r}")
+    t = spec.templates_on(params.device)
+    x, edge_attr = _gather_features(params, t)
+    shared = _batch_structure(spec, b, str(params.device))
+
+    out = Batch(_base_cls=Data)
+    out.x = x
+    for key, value in shared["fields"].items():
+        setattr(out, key, value)
+    out.edge_attr = edge_attr
+    if y is not None:
+        out.y = y
+    out.batch = shared["batch"]
+    out.ptr = shared["ptr"]
+    keys = (
+        shared["slice_dict"]
+        if y is not None
+        else {k: v for k, v in shared["slice_dict"].items() if k != "y"}
+    )
+    out._num_graphs = b
+    out._slice_dict = dict(keys)
+    out._inc_dict = {k: shared["inc_dict"][k] for k in keys}
+    return out
+
+
+def graph_spec(g: Graph) -> ArchSpec:
+    """The one :class:`ArchSpec` of a graph or of a batch of graphs of one architecture."""
+    spec = getattr(g, "spec", None)
+    if isinstance(spec, ArchSpec):
+        return spec
+    if isinstance(spec, list) and spec and isinstance(spec[0], ArchSpec):
+        first = spec[0]
+        if any(s is not first and s != first for s in spec):
+            kinds = sorted({str(s) for s in spec})
+            raise ValueError(f"the batch mixes architectures {kinds}; this needs one architecture")
+        return first
+    raise ValueError(
+        "the graph has no 'spec' attribute; build graphs with nngraph.graph.from_module, "
+        "from_state_dict, from_params or to_graph_batch"
+    )
+
+
+def num_graphs(g: Graph) -> int:
+    """How many networks ``g`` holds (1 for a ``Data``)."""
+    return int(g.num_graphs) if isinstance(g, Batch) else 1
+
+
+def to_params(g: Graph) -> Tensor:
+    """Exact inverse of the builders: ``[P]`` for one graph, ``[B, P]`` for a batch."""
+    spec = graph_spec(g)
+    b = num_graphs(g)
+    t = spec.templates_on(g.x.device)
+    n, e = t.num_nodes, t.num_edges
+    if tuple(g.x.shape) != (b * n, t.node_dim) or tuple(g.edge_attr.shape) != (b * e, t.edge_dim):
+        raise ValueError(
+            f"graph features do not fit {spec} x {b}: x {tuple(g.x.shape)} (expected "
+            f"{(b * n, t.node_dim)}), edge_attr {tuple(g.edge_attr.shape)} (expected "
+            f"{(b * e, t.edge_dim)})"
+        )
+    params = g.edge_attr.new_empty(b, t.num_params)
+    params[:, t.edge_param_idx.view(-1)] = g.edge_attr.reshape(b, e * t.edge_dim)
+    params[:, t.node_param_flat] = g.x.reshape(b, n, t.node_dim)[:, t.node_has_param]
+    return params if isinstance(g, Batch) else params[0]
+
+
+def to_state_dict(g: Graph) -> dict[str, Tensor]:
+    """One graph -> the network's state dict (DWSNets layout for MLPs); exact inverse of
+    :func:`from_state_dict`."""
+    if num_graphs(g) != 1:
+        raise ValueError(
+            f"to_state_dict takes one graph, got a batch of {num_graphs(g)}; use "
+            "batch.get_example(i), or to_params(batch) for all of them"
+        )
+    spec = graph_spec(g)
+    params = to_params(g).reshape(-1)
+    out, offset = {}, 0
+    for key, shape in spec.param_shapes:
+        size = int(torch.Size(shape).numel())
+        out[key] = params[offset : offset + size].view(shape).clone()
+        offset += size
+    return out
+
+
+def to_module(g: Graph) -> nn.Module:
+    """One graph -> a ready ``nn.Module`` (``Siren`` for sine specs, ``MLP`` otherwise) computing
+    exactly the network the graph encodes, on the graph's device and dtype."""
+    state_dict = to_state_dict(g)
+    module = get_family(graph_spec(g).family).build_module(graph_spec(g))
+    module.to(device=g.x.device, dtype=g.x.dtype)
+    module.load_state_dict(state_dict)
+    return module
+
+
+def _gather_features(params: Tensor, t: GraphTemplates) -> tuple[Tensor, Tensor]:
+    b = params.shape[0]
+    x = _gather_runs(params, t.node_runs, t.node_param_idx, t.num_nodes * t.node_dim)
+    edge_attr = _gather_runs(params, t.edge_runs, t.edge_param_idx, t.num_edges * t.edge_dim)
+    return x.view(b * t.num_nodes, t.node_dim), edge_attr.view(b * t.num_edges, t.edge_dim)
+
+
+_MAX_RUNS = 64  # past this many runs one index_select beats many slices
+
+
+def _gather_runs(params: Tensor, runs: tuple, index: Tensor, width: int) -> Tensor:
+    """``params[:, index]`` with zeros where ``index`` is -1, as ``[B, width]`` (a fresh tensor)."""
+    if runs and len(runs) <= _MAX_RUNS:
+        pieces = [
+            params[:, start : start + length]
+            if start >= 0
+            else params.new_zeros(len(params), length)
+            for start, length in runs
+        ]
+        return torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0].clone()
+    flat = index.reshape(-1)
+    padded = torch.cat([params, params.new_zeros(len(params), 1)], dim=1)
+    return padded.index_select(1, torch.where(flat >= 0, flat, params.shape[1]))
+
+
+@functools.lru_cache(maxsize=32)
+def _batch_structure(spec: ArchSpec, b: int, device: str) -> dict:
+    """The parts of a batch that depend only on (architecture, batch size, device), built once.
+
+    They are shared by every batch of that size: treat them as read-only (PyG ops return new
+    tensors; an in-place edit such as ``batch.edge_index += 1`` would reach later batches).
+    """
+    t = spec.templates_on(device)
+    n, e = t.num_nodes, t.num_edges
+    graphs = torch.arange(b, device=device)
+    steps = torch.arange(b + 1)
+    zeros = torch.zeros(b, dtype=torch.long)
+    per_node, per_edge = steps * n, steps * e
+    return {
+        "fields": {
+            "edge_index": (t.edge_index.unsqueeze(1) + (graphs * n).view(1, b, 1)).view(2, b * e),
+            "layer": t.layer.repeat(b),
+            "role": t.role.repeat(b),
+            "edge_layer": t.edge_layer.repeat(b),
+            "spec": [spec] * b,
+        },
+        "batch": graphs.repeat_interleave(n),
+        "ptr": torch.arange(b + 1, device=device) * n,
+        # The bookkeeping Batch.from_data_list keeps, so get_example / to_data_list / index work.
+        "slice_dict": {
+            "x": per_node,
+            "edge_index": per_edge,
+            "edge_attr": per_edge,
+            "layer": per_node,
+            "role": per_node,
+            "edge_layer": per_edge,
+            "spec": steps,
+            "y": steps,
+        },
+        "inc_dict": {
+            "x": zeros,
+            "edge_index": steps[:-1] * n,
+            "edge_attr": zeros,
+            "layer": zeros,
+            "role": zeros,
+            "edge_layer": zeros,
+            "spec": None,
+            "y": zeros,
+        },
+    }
+
+
+def _check_finite_state_dict(state_dict: dict[str, Tensor], params: Tensor, spec: ArchSpec) -> None:
+    if bool(torch.isfinite(params).all()):
+        return
+    for key, value in state_dict.items():
+        if not bool(torch.isfinite(value).all()):
+            n_nan, n_inf = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
+            raise ValueError(
+                f"{key} holds non-finite values ({n_nan} NaN, {n_inf} Inf). The network diverged "
+                "or the file is corrupt; drop it, or pass validate=False to convert it anyway."
+            )
+    check_finite(params, spec)

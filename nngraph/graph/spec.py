@@ -1,0 +1,283 @@
+"""Architecture specs, their cached index templates, and the registry of architecture families.
+
+An :class:`ArchSpec` says what a network is (layer sizes, activation, family). Its family turns it,
+once, into :class:`GraphTemplates`: integer index tensors that map a flat parameter vector onto the
+node and edge attributes of the neural graph. Every graph operation in nngraph is a gather with
+these templates, so no hot path re-derives layer sizes from tensor shapes.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from nngraph.graph.activations import ACTIVATIONS
+
+__all__ = [
+    "ROLE_HIDDEN",
+    "ROLE_INPUT",
+    "ROLE_NAMES",
+    "ROLE_OUTPUT",
+    "ArchFamily",
+    "ArchSpec",
+    "GraphTemplates",
+    "get_family",
+    "index_runs",
+    "register_family",
+    "registered_families",
+]
+
+ROLE_INPUT, ROLE_HIDDEN, ROLE_OUTPUT = 0, 1, 2
+ROLE_NAMES = ("input", "hidden", "output")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What a network is: its layer sizes, activation and family (the layout of its parameters).
+
+    ``layer_sizes`` counts neurons per layer, inputs and outputs included: a 2-32-32-1 SIREN is
+    ``(2, 32, 32, 1)``. ``w0`` is the SIREN frequency (``sin(w0 * (W x + b))``), used only when
+    ``activation == "sine"``. ``out_offset`` is added to the network output (DWSNets' INRs add 0.5).
+    ``family`` names the parameter layout registered with :func:`register_family` ("mlp": dense
+    layers; SIRENs are ``family="mlp", activation="sine"``).
+    """
+
+    layer_sizes: tuple[int, ...]
+    activation: str = "sine"
+    w0: float = 30.0
+    out_offset: float = 0.0
+    family: str = "mlp"
+
+    def __post_init__(self) -> None:
+        sizes = tuple(self.layer_sizes)
+        if len(sizes) < 2:
+            raise ValueError(
+                f"ArchSpec.layer_sizes needs at least an input and an output size, got {sizes!r}"
+            )
+        for i, s in enumerate(sizes):
+            if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+                raise ValueError(
+                    f"ArchSpec.layer_sizes[{i}] must be a positive int, got {s!r} in {sizes!r}"
+                )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}"
+            )
+        if not (float(self.w0) > 0 and float(self.w0) < float("inf")):
+            raise ValueError(f"ArchSpec.w0 must be a positive finite number, got {self.w0!r}")
+        object.__setattr__(self, "layer_sizes", sizes)
+        object.__setattr__(self, "w0", float(self.w0))
+        object.__setattr__(self, "out_offset", float(self.out_offset))
+
+    # ---- constructors -------------------------------------------------------------------------
+    @classmethod
+    def siren(
+        cls,
+        in_dim: int = 2,
+        hidden_dim: int = 32,
+        n_layers: int = 3,
+        out_dim: int = 1,
+        w0: float = 30.0,
+        out_offset: float = 0.5,
+    ) -> ArchSpec:
+        """A SIREN as DWSNets builds its INRs: ``n_layers`` linear layers, sine with ``w0`` on all
+        but the last, ``+ out_offset`` on the output. The defaults are the MNIST/FMNIST INRs."""
+        if n_layers < 1:
+            raise ValueError(f"a SIREN needs n_layers >= 1, got {n_layers}")
+        sizes = (in_dim, *([hidden_dim] * (n_layers - 1)), out_dim)
+        return cls(sizes, activation="sine", w0=w0, out_offset=out_offset)
+
+    @classmethod
+    def mlp(cls, layer_sizes: tuple[int, ...] | list[int], activation: str = "relu") -> ArchSpec:
+        """A plain MLP (ReLU by default) with the given neurons per layer."""
+        return cls(tuple(layer_sizes), activation=activation)
+
+    # ---- derived sizes ------------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers (one fewer than ``len(layer_sizes)``)."""
+        return len(self.layer_sizes) - 1
+
+    @property
+    def in_dim(self) -> int:
+        return self.layer_sizes[0]
+
+    @property
+    def out_dim(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def is_siren(self) -> bool:
+        return self.activation == "sine"
+
+    @property
+    def templates(self) -> GraphTemplates:
+        """The cached index templates of this architecture (on the CPU)."""
+        return _templates(self)
+
+    def templates_on(self, device: torch.device | str) -> GraphTemplates:
+        """The cached index templates, on ``device``."""
+        return _templates_on(self, str(torch.device(device)))
+
+    @property
+    def num_params(self) -> int:
+        return self.templates.num_params
+
+    @property
+    def num_nodes(self) -> int:
+        return self.templates.num_nodes
+
+    @property
+    def num_edges(self) -> int:
+        return self.templates.num_edges
+
+    @property
+    def param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """``(state-dict key, shape)`` of every parameter tensor, in the canonical flat order."""
+        return get_family(self.family).param_shapes(self)
+
+    # ---- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only: fits in JSON, a safetensors header or a weights-only checkpoint."""
+        d = asdict(self)
+        d["layer_sizes"] = list(self.layer_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ArchSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ArchSpec fields {sorted(unknown)}; known: {sorted(known)}")
+        if "layer_sizes" not in d:
+            raise ValueError("ArchSpec dict is missing 'layer_sizes'")
+        return cls(**{**d, "layer_sizes": tuple(int(s) for s in d["layer_sizes"])})
+
+    def __str__(self) -> str:
+        sizes = "-".join(str(s) for s in self.layer_sizes)
+        act = f"sine w0={self.w0:g}" if self.is_siren else self.activation
+        extra = f", out_offset={self.out_offset:g}" if self.out_offset else ""
+        return f"{self.family} {sizes} ({act}{extra})"
+
+
+@dataclass(frozen=True)
+class GraphTemplates:
+    """Index tensors that turn flat parameters into a neural graph (and back) by gathering.
+
+    Nodes are ordered layer by layer; edges are in the canonical flat-parameter order. A node or
+    edge feature whose index is -1 has no parameter behind it (input neurons have no bias).
+    """
+
+    num_nodes: int
+    num_edges: int
+    num_params: int
+    layer_start: tuple[int, ...]  # first node of each layer, plus num_nodes at the end
+    edge_index: Tensor  # [2, E] long, source layer l -> target layer l + 1
+    node_param_idx: Tensor  # [N, F_node] long, -1 where the feature has no parameter
+    edge_param_idx: Tensor  # [E, F_edge] long
+    layer: Tensor  # [N] long, the layer of each node (0 = inputs)
+    role: Tensor  # [N] long, ROLE_INPUT / ROLE_HIDDEN / ROLE_OUTPUT
+    edge_layer: Tensor  # [E] long, the weight layer of each edge (0 = first weight matrix)
+    node_local: Tensor  # [N] long, position of each node within its layer
+    edge_block_start: Tensor  # [E] long, first edge id of the edge's layer block
+    edge_fan_in: Tensor  # [E] long, neurons in the edge's source layer
+    node_has_param: Tensor  # [N, F_node] bool
+    node_param_flat: Tensor  # [K] long, node_param_idx[node_has_param]
+    # The same gathers as runs ``(start, length)`` of consecutive parameters (start -1: zeros):
+    # a handful of slices copy faster than an index_select over every element.
+    node_runs: tuple[tuple[int, int], ...] = ()
+    edge_runs: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def node_dim(self) -> int:
+        return self.node_param_idx.shape[1]
+
+    @property
+    def edge_dim(self) -> int:
+        return self.edge_param_idx.shape[1]
+
+    @property
+    def hidden_layers(self) -> range:
+        """Indices of the layers whose neurons are exchangeable."""
+        return range(1, len(self.layer_start) - 2)
+
+    def to(self, device: torch.device | str) -> GraphTemplates:
+        moved = {
+            f.name: (
+                getattr(self, f.name).to(device)
+                if isinstance(getattr(self, f.name), Tensor)
+                else getattr(self, f.name)
+            )
+            for f in fields(self)
+        }
+        return GraphTemplates(**moved)
+
+
+def index_runs(index: Tensor) -> tuple[tuple[int, int], ...]:
+    """Split a flat gather index into runs ``(start, length)`` of consecutive parameters, with
+    ``start == -1`` for a run of positions that have no parameter (they gather zeros)."""
+    runs: list[list[int]] = []
+    for i in index.reshape(-1).tolist():
+        if runs and ((i < 0 and runs[-1][0] < 0) or (i >= 0 <= runs[-1][0] and sum(runs[-1]) == i)):
+            runs[-1][1] += 1
+        else:
+            runs.append([-1 if i < 0 else i, 1])
+    return tuple((a, b) for a, b in runs)
+
+
+class ArchFamily(Protocol):
+    """What a family of architectures provides so that graphs, batches and relabelings work for it.
+
+    The graph code only ever calls these; a new family (CNNs, say) registers an object with them and
+    touches nothing else.
+    """
+
+    name: str
+
+    def param_shapes(self, spec: ArchSpec) -> list[tuple[str, tuple[int, ...]]]: ...
+
+    def templates(self, spec: ArchSpec) -> GraphTemplates: ...
+
+    def spec_from_state_dict(self, state_dict: dict[str, Tensor]) -> ArchSpec: ...
+
+    def state_dict_to_params(self, state_dict: dict[str, Tensor], spec: ArchSpec) -> Tensor: ...
+
+    def spec_from_module(self, module: nn.Module) -> ArchSpec | None: ...
+
+    def build_module(self, spec: ArchSpec) -> nn.Module: ...
+
+
+_FAMILIES: dict[str, ArchFamily] = {}
+
+
+def register_family(family: ArchFamily) -> ArchFamily:
+    """Make ``family`` available to every spec whose ``family`` field names it."""
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> ArchFamily:
+    if name not in _FAMILIES:
+        raise ValueError(
+            f"unknown architecture family {name!r}; registered: {sorted(_FAMILIES)}. "
+            "Register one with nngraph.graph.register_family."
+        )
+    return _FAMILIES[name]
+
+
+def registered_families() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+@functools.cache
+def _templates(spec: ArchSpec) -> GraphTemplates:
+    return get_family(spec.family).templates(spec)
+
+
+@functools.cache
+def _templates_on(spec: ArchSpec, device: str) -> GraphTemplates:
+    return _templates(spec).to(device)
