@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from nngraph.graph.spec import ArchSpec, GraphTemplates, get_family
+from nngraph.graph.spec import ArchSpec, GraphTemplates, get_family, registered_families
 from nngraph.graph.validate import check_finite, check_params_shape
 
 __all__ = [
@@ -78,14 +78,28 @@ def from_module(module: nn.Module, spec: ArchSpec | None = None, *, validate: bo
     if not isinstance(module, nn.Module):
         raise ValueError(f"from_module takes an nn.Module, got {type(module).__name__}")
     if spec is None:
-        spec = get_family("mlp").spec_from_module(module)
-        if spec is None:
-            raise ValueError(
-                f"cannot read the architecture of a {type(module).__name__}: nngraph recognises "
-                "its own MLP/Siren and nn.Sequential(Linear, activation, ..., Linear). Pass "
-                "spec=ArchSpec(...) to convert its state dict with a known architecture."
-            )
+        spec = _spec_from_module(module)
     return from_state_dict(module.state_dict(), spec, validate=validate)
+
+
+def _spec_from_module(module: nn.Module) -> ArchSpec:
+    """Ask each registered family to read the module; the first that recognises it wins."""
+    errors: list[ValueError] = []
+    for name in registered_families():
+        try:
+            spec = get_family(name).spec_from_module(module)
+        except ValueError as err:  # recognised the kind of module, but it is malformed
+            errors.append(err)
+            continue
+        if spec is not None:
+            return spec
+    if errors:
+        raise errors[0]
+    raise ValueError(
+        f"cannot read the architecture of a {type(module).__name__}: nngraph recognises its own "
+        "MLP/Siren and nn.Sequential(Linear, activation, ..., Linear). Pass spec=ArchSpec(...) to "
+        "convert its state dict with a known architecture."
+    )
 
 
 def to_graph_batch(
