@@ -15,7 +15,7 @@ from torch_geometric.data import Batch
 
 from benchmarks._timing import machine, median_seconds
 from nngraph.graph import ArchSpec, from_params, to_graph_batch
-from nngraph.graph.convert import _batch_structure
+from nngraph.graph.convert import _STRUCTURES
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
         return to_graph_batch(params, spec)
 
     def gather_cold() -> Batch:
-        _batch_structure.cache_clear()  # as for the first batch of a new size
+        _STRUCTURES.clear()  # as for the first batch of a new size
         return to_graph_batch(params, spec)
 
     def per_sample_and_collate() -> Batch:

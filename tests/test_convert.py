@@ -299,3 +299,84 @@ def test_batch_features_are_fresh_tensors() -> None:
     assert torch.equal(params, before)  # the parameters are not aliased
     second = to_graph_batch(params, spec)
     assert torch.equal(to_params(second), before)  # nor is anything cached between batches
+
+
+def test_shared_batch_structure_survives_in_place_edits() -> None:
+    spec = ArchSpec.siren(hidden_dim=5)
+    params = random_params(spec, 3)
+    first = to_graph_batch(params, spec)
+    reference = {
+        k: first[k].clone() for k in ("edge_index", "layer", "role", "edge_layer", "batch")
+    }
+    for key in reference:
+        first[key].add_(1)  # vandalise every shared structure tensor in place
+    second = to_graph_batch(params, spec)
+    for key, value in reference.items():
+        assert torch.equal(second[key], value), key
+
+
+def test_non_contiguous_and_empty_params() -> None:
+    spec = ArchSpec.mlp((5, 2))  # a single run of parameters per feature kind
+    columns = torch.randn(spec.num_params, 4).T  # column-major [4, P]
+    assert torch.equal(to_params(to_graph_batch(columns, spec)), columns)
+    spec = ArchSpec.siren(hidden_dim=4)
+    strided = random_params(spec, 6)[::2]
+    assert torch.equal(to_params(to_graph_batch(strided, spec)), strided)
+    with pytest.raises(ValueError, match="no rows"):
+        to_graph_batch(torch.zeros(0, spec.num_params), spec)
+    with pytest.raises(ValueError, match="y must be a tensor with 6 rows"):
+        to_graph_batch(random_params(spec, 6), spec, y=torch.tensor(3))
+
+
+def test_pyg_loader_and_slicing_work_on_neural_graphs() -> None:
+    from torch_geometric.loader import DataLoader
+
+    spec = ArchSpec.siren(hidden_dim=4)
+    params = random_params(spec, 10)
+    graphs = [from_params(p, spec) for p in params]
+    loaded = list(DataLoader(graphs, batch_size=4, shuffle=False))
+    assert [b.num_graphs for b in loaded] == [4, 4, 2]
+    assert torch.equal(torch.cat([to_params(b) for b in loaded]), params)
+    batch = to_graph_batch(params, spec)
+    # PyG's slicing returns lists of Data, which collate back into batches
+    assert torch.equal(to_params(Batch.from_data_list(batch[2:5])), params[2:5])
+    assert torch.equal(to_params(Batch.from_data_list(batch.index_select([7, 1]))), params[[7, 1]])
+
+
+def test_activation_modules_with_parameters_are_refused_or_kept_exact() -> None:
+    tanh_gelu = nn.Sequential(nn.Linear(2, 4), nn.GELU(approximate="tanh"), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"layer 1 \(GELU approximate='tanh'\)"):
+        from_module(tanh_gelu)
+    steep = nn.Sequential(nn.Linear(2, 4), nn.LeakyReLU(0.2), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"layer 1 \(LeakyReLU negative_slope=0.2\)"):
+        from_module(steep)
+    leaky = nn.Sequential(nn.Linear(2, 4), nn.LeakyReLU(), nn.Linear(4, 1))
+    x = torch.randn(8, 2)
+    assert torch.equal(to_module(from_module(leaky))(x), leaky(x))
+
+
+def test_keys_of_different_names_keep_their_order() -> None:
+    class EncDec(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc1 = nn.Linear(4, 4)
+            self.dec1 = nn.Linear(4, 4)
+
+    net = EncDec()
+    g = from_state_dict(net.state_dict(), ArchSpec.mlp((4, 4, 4)))
+    sd = to_state_dict(g)
+    assert torch.equal(sd["seq.0.weight"], net.enc1.weight.detach())  # enc1 stays first
+    assert torch.equal(sd["seq.1.weight"], net.dec1.weight.detach())
+
+
+def test_odd_state_dicts_are_explained() -> None:
+    with pytest.raises(ValueError, match="the state dict is empty"):
+        from_state_dict({})
+    sd = _sd()
+    sd["seq.0.bias"] = sd["seq.0.bias"].long()
+    with pytest.raises(ValueError, match=r"seq\.0\.bias must be a floating-point tensor"):
+        from_state_dict(sd)
+    with pytest.raises(ValueError, match="must be a tensor"):
+        from_state_dict({"seq.0.weight": [[1.0]], "seq.0.bias": [0.0]})
+    with pytest.raises(ValueError, match=r"params must be a tensor of shape \[P\]"):
+        from_params([0.0] * 9, ArchSpec.mlp((2, 3)))

@@ -73,7 +73,8 @@ class Conv1dFamily:
             edge_param_idx=edge_param_idx, layer=layer, role=role, edge_layer=torch.cat(elayer),
             node_local=torch.cat([torch.arange(s) for s in sizes]),
             edge_block_start=torch.cat(block), edge_fan_in=torch.cat(fan), node_has_param=has,
-            node_param_flat=node_idx[has], node_runs=index_runs(node_idx),
+            node_param_flat=node_idx[has], node_param_pos=has.view(-1).nonzero().view(-1),
+            node_runs=index_runs(node_idx),
             edge_runs=index_runs(edge_param_idx),
         )  # fmt: skip
 
@@ -125,3 +126,31 @@ def test_conv_family_round_trip_batch_and_relabel(conv_family: Conv1dFamily) -> 
     h = random_relabel(g, torch.Generator().manual_seed(0))
     assert not torch.equal(to_params(h), to_params(g))
     torch.testing.assert_close(to_module(h)(x), net(x), rtol=0, atol=1e-6)
+
+
+class SourceMajorConv1dFamily(Conv1dFamily):
+    """The same family with edges stored source-major, which relabeling cannot address."""
+
+    name = "conv1d_k3_source_major"
+
+    def templates(self, spec: ArchSpec) -> GraphTemplates:
+        t = super().templates(spec)
+        src, dst = t.edge_index
+        order = torch.argsort(src * 10_000 + dst)  # sort edges by source neuron first
+        return GraphTemplates(
+            **{
+                **t.__dict__,
+                "edge_index": t.edge_index[:, order],
+                "edge_param_idx": t.edge_param_idx[order],
+                "edge_runs": index_runs(t.edge_param_idx[order]),
+            }
+        )
+
+
+def test_a_family_with_unusable_edge_order_is_refused() -> None:
+    family = register_family(SourceMajorConv1dFamily())
+    try:
+        with pytest.raises(ValueError, match="orders its edges in a way relabeling cannot use"):
+            _ = ArchSpec((2, 3, 2), activation="relu", family=family.name).templates
+    finally:
+        spec_module._FAMILIES.pop(family.name)

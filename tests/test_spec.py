@@ -85,3 +85,13 @@ def test_templates_follow_the_device_on_request() -> None:
     spec = ArchSpec.siren()
     assert spec.templates_on("cpu").edge_index.device.type == "cpu"
     assert spec.templates_on("cpu") is spec.templates_on(torch.device("cpu"))
+
+
+def test_numpy_sizes_are_plain_ints_and_bad_offsets_are_refused() -> None:
+    import numpy as np
+
+    spec = ArchSpec(tuple(np.array([2, 8, 1])))
+    assert spec.layer_sizes == (2, 8, 1) and all(type(s) is int for s in spec.layer_sizes)
+    for bad in (None, float("nan"), "x"):
+        with pytest.raises(ValueError, match="out_offset must be a finite number"):
+            ArchSpec((2, 1), out_offset=bad)

@@ -7,7 +7,7 @@ A neural graph has ``x`` ``[N, F]`` (biases; 0 for input neurons), ``edge_index`
 
 from __future__ import annotations
 
-import functools
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import torch
@@ -34,6 +34,8 @@ Graph = Data  # a Data or a Batch (Batch subclasses Data)
 
 def from_params(params: Tensor, spec: ArchSpec, *, validate: bool = True) -> Data:
     """One network's flat parameters ``[P]`` (canonical order) -> its neural graph."""
+    if not isinstance(params, Tensor):
+        raise ValueError(f"params must be a tensor of shape [P], got {type(params).__name__}")
     if params.dim() != 1:
         raise ValueError(
             f"from_params takes one network's parameters [P]; got shape {tuple(params.shape)} "
@@ -93,8 +95,11 @@ def _spec_from_module(module: nn.Module) -> ArchSpec:
             continue
         if spec is not None:
             return spec
-    if errors:
+    if len(errors) == 1:
         raise errors[0]
+    if errors:
+        reasons = "; ".join(str(e) for e in errors)
+        raise ValueError(f"no architecture family can read this {type(module).__name__}: {reasons}")
     raise ValueError(
         f"cannot read the architecture of a {type(module).__name__}: nngraph recognises its own "
         "MLP/Siren and nn.Sequential(Linear, activation, ..., Linear). Pass spec=ArchSpec(...) to "
@@ -112,8 +117,13 @@ def to_graph_batch(
     if validate:
         check_finite(params, spec)
     b = params.shape[0]
-    if y is not None and (not isinstance(y, Tensor) or y.shape[0] != b):
-        raise ValueError(f"y must be a tensor with {b} rows (one per network), got {y!r}")
+    if b == 0:
+        raise ValueError("params has no rows: a batch needs at least one network")
+    if y is not None and (not isinstance(y, Tensor) or y.dim() == 0 or y.shape[0] != b):
+        raise ValueError(
+            f"y must be a tensor with {b} rows (one label or label vector per network), got "
+            f"{type(y).__name__} of shape {tuple(getattr(y, 'shape', ()))}"
+        )
     t = spec.templates_on(params.device)
     x, edge_attr = _gather_features(params, t)
     shared = _batch_structure(spec, b, str(params.device))
@@ -146,7 +156,7 @@ def graph_spec(g: Graph) -> ArchSpec:
     if isinstance(spec, list) and spec and isinstance(spec[0], ArchSpec):
         first = spec[0]
         if any(s is not first and s != first for s in spec):
-            kinds = sorted({str(s) for s in spec})
+            kinds = sorted({repr(s) for s in spec})
             raise ValueError(f"the batch mixes architectures {kinds}; this needs one architecture")
         return first
     raise ValueError(
@@ -174,7 +184,7 @@ def to_params(g: Graph) -> Tensor:
         )
     params = g.edge_attr.new_empty(b, t.num_params)
     params[:, t.edge_param_idx.view(-1)] = g.edge_attr.reshape(b, e * t.edge_dim)
-    params[:, t.node_param_flat] = g.x.reshape(b, n, t.node_dim)[:, t.node_has_param]
+    params[:, t.node_param_flat] = g.x.reshape(b, n * t.node_dim)[:, t.node_param_pos]
     return params if isinstance(g, Batch) else params[0]
 
 
@@ -225,19 +235,42 @@ def _gather_runs(params: Tensor, runs: tuple, index: Tensor, width: int) -> Tens
             else params.new_zeros(len(params), length)
             for start, length in runs
         ]
-        return torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0].clone()
+        if len(pieces) == 1:
+            return pieces[0].clone(memory_format=torch.contiguous_format)
+        return torch.cat(pieces, dim=1)
     flat = index.reshape(-1)
     padded = torch.cat([params, params.new_zeros(len(params), 1)], dim=1)
     return padded.index_select(1, torch.where(flat >= 0, flat, params.shape[1]))
 
 
-@functools.lru_cache(maxsize=32)
-def _batch_structure(spec: ArchSpec, b: int, device: str) -> dict:
-    """The parts of a batch that depend only on (architecture, batch size, device), built once.
+_STRUCTURES: OrderedDict[tuple, tuple[dict, list[tuple[Tensor, int]]]] = OrderedDict()
+_MAX_STRUCTURES = 32
 
-    They are shared by every batch of that size: treat them as read-only (PyG ops return new
-    tensors; an in-place edit such as ``batch.edge_index += 1`` would reach later batches).
-    """
+
+def _batch_structure(spec: ArchSpec, b: int, device: str) -> dict:
+    """The parts of a batch that depend only on (architecture, batch size, device), built once and
+    shared by every batch of that size. Shared tensors are rebuilt if anyone edited one in place
+    (its autograd version counter moved), so a ``batch.edge_index += 1`` never leaks into the next
+    batch."""
+    key = (spec, b, device)
+    hit = _STRUCTURES.get(key)
+    if hit is not None and all(t._version == v for t, v in hit[1]):
+        _STRUCTURES.move_to_end(key)
+        return hit[0]
+    built = _build_batch_structure(spec, b, device)
+    tensors = [
+        v
+        for part in (built["fields"], built["slice_dict"], built["inc_dict"])
+        for v in part.values()
+        if isinstance(v, Tensor)
+    ] + [built["batch"], built["ptr"]]
+    _STRUCTURES[key] = (built, [(t, t._version) for t in tensors])
+    if len(_STRUCTURES) > _MAX_STRUCTURES:
+        _STRUCTURES.popitem(last=False)
+    return built
+
+
+def _build_batch_structure(spec: ArchSpec, b: int, device: str) -> dict:
     t = spec.templates_on(device)
     n, e = t.num_nodes, t.num_edges
     graphs = torch.arange(b, device=device)

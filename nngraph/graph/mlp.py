@@ -31,6 +31,7 @@ _ACTIVATION_MODULES: dict[type[nn.Module], str] = {
     nn.Sigmoid: "sigmoid",
     nn.GELU: "gelu",
     nn.SiLU: "silu",
+    nn.LeakyReLU: "leaky_relu",
     nn.Identity: "identity",
 }
 _TRAILING_INT = re.compile(r"^(.*?)(\d+)$")
@@ -98,6 +99,7 @@ class MLPFamily:
             edge_fan_in=torch.cat(fan_in),
             node_has_param=has_param,
             node_param_flat=node_param_idx[has_param],
+            node_param_pos=has_param.view(-1).nonzero().view(-1),
             node_runs=index_runs(node_param_idx),
             edge_runs=index_runs(torch.cat(edge_param)),
         )
@@ -110,6 +112,8 @@ class MLPFamily:
         sizes: list[int] = []
         for idx, (w_key, _) in enumerate(layers):
             w = state_dict[w_key]
+            if not isinstance(w, Tensor):
+                raise ValueError(f"{w_key} must be a tensor, got {type(w).__name__}")
             if w.dim() != 2:
                 raise ValueError(f"{w_key} must be a 2-D weight matrix, got shape {tuple(w.shape)}")
             if idx == 0:
@@ -141,8 +145,9 @@ class MLPFamily:
         for idx, (w_key, b_key) in enumerate(layers):
             for key, (_, shape) in ((w_key, expected[2 * idx]), (b_key, expected[2 * idx + 1])):
                 value = state_dict[key]
-                if not isinstance(value, Tensor):
-                    raise ValueError(f"{key} is a {type(value).__name__}, not a tensor")
+                if not isinstance(value, Tensor) or not value.is_floating_point():
+                    kind = value.dtype if isinstance(value, Tensor) else type(value).__name__
+                    raise ValueError(f"{key} must be a floating-point tensor, got {kind}")
                 if tuple(value.shape) != shape:
                     raise ValueError(
                         f"{key} has shape {tuple(value.shape)} but layer {idx} of {spec} expects "
@@ -186,6 +191,7 @@ class MLPFamily:
                 sizes.append(child.out_features)
                 expect_linear = False
             elif type(child) in _ACTIVATION_MODULES:
+                _check_default_activation(name, child)
                 if expect_linear:
                     raise ValueError(
                         f"layer {name} ({kind}) must follow a Linear layer; activations between "
@@ -217,6 +223,20 @@ class MLPFamily:
         return Siren(spec=spec) if spec.is_siren else MLP(spec)
 
 
+def _check_default_activation(name: str, child: nn.Module) -> None:
+    """Only the parameter-free defaults are representable by an activation name."""
+    if isinstance(child, nn.GELU) and child.approximate != "none":
+        raise ValueError(
+            f"layer {name} (GELU approximate={child.approximate!r}) is not supported: only the "
+            "exact GELU (approximate='none') is an MLP activation"
+        )
+    if isinstance(child, nn.LeakyReLU) and child.negative_slope != 0.01:
+        raise ValueError(
+            f"layer {name} (LeakyReLU negative_slope={child.negative_slope}) is not supported: "
+            "only the default slope 0.01 is an MLP activation"
+        )
+
+
 def _layer_keys(state_dict: dict[str, Tensor]) -> list[tuple[str, str]]:
     """``(weight_key, bias_key)`` per layer, in layer order, for any ``<prefix>.weight/.bias``
     layout (``seq.0.weight`` as in DWSNets, ``0.weight`` as in nn.Sequential, ...)."""
@@ -233,12 +253,15 @@ def _layer_keys(state_dict: dict[str, Tensor]) -> list[tuple[str, str]]:
                 "'<layer>.bias' entries"
             )
         groups.setdefault(prefix, {})[leaf] = key
+    if not groups:
+        raise ValueError(
+            "the state dict is empty: expected '<layer>.weight' and '<layer>.bias' keys"
+        )
     prefixes = list(groups)
     numbered = [_TRAILING_INT.match(p) for p in prefixes]
-    if all(numbered):
-        prefixes.sort(
-            key=lambda p: (_TRAILING_INT.match(p).group(1), int(_TRAILING_INT.match(p).group(2)))
-        )
+    if all(numbered) and len({m.group(1) for m in numbered}) == 1:
+        # one naming scheme ("seq.0", "seq.1", ..., "seq.10"): order by number, not as text
+        prefixes.sort(key=lambda p: int(_TRAILING_INT.match(p).group(2)))
     layers = []
     for prefix in prefixes:
         leaves = groups[prefix]

@@ -26,7 +26,8 @@ def relabel(g: Graph, perms: Sequence[Tensor], *, validate: bool = True) -> Grap
     ``perms`` holds one tensor per hidden layer, in layer order: ``[n_l]`` (the same permutation
     for every graph) or ``[B, n_l]`` (one per graph). New neuron ``i`` of that layer is old neuron
     ``perms[k][..., i]``. Returns a shallow copy with ``x`` and ``edge_attr`` gathered; the decoded
-    network (``to_module``) computes the same function.
+    network (``to_module``) computes the same function. Other per-node or per-edge fields you add
+    are not moved: gather them with :func:`relabel_indices`.
     """
     spec = graph_spec(g)
     b = num_graphs(g)
@@ -106,7 +107,11 @@ def _check_perm(p: Tensor, size: int, batch_size: int, layer: int) -> None:
             f"got {tuple(p.shape)}"
         )
     expected = torch.arange(size, device=p.device)
-    if not bool((p.sort(dim=-1).values == expected).all()):
+    bad = (p.sort(dim=-1).values != expected).any(dim=-1)
+    if bool(bad.any()):
+        row = p if p.dim() == 1 else p[int(bad.nonzero()[0])]
+        where = "" if p.dim() == 1 else f" (graph {int(bad.nonzero()[0])})"
+        shown = row.tolist() if size <= 16 else f"{row[:16].tolist()[:-1]} ..."
         raise ValueError(
-            f"permutation of layer {layer} is not a permutation of 0..{size - 1}: {p.tolist()}"
+            f"permutation of layer {layer}{where} is not a permutation of 0..{size - 1}: {shown}"
         )

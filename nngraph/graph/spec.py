@@ -9,6 +9,8 @@ these templates, so no hot path re-derives layer sizes from tensor shapes.
 from __future__ import annotations
 
 import functools
+import math
+import operator
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
@@ -58,20 +60,39 @@ class ArchSpec:
             raise ValueError(
                 f"ArchSpec.layer_sizes needs at least an input and an output size, got {sizes!r}"
             )
+        checked = []
         for i, s in enumerate(sizes):
-            if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            try:
+                size = operator.index(s) if not isinstance(s, bool) else 0
+            except TypeError:
+                size = 0
+            if size < 1:
                 raise ValueError(
                     f"ArchSpec.layer_sizes[{i}] must be a positive int, got {s!r} in {sizes!r}"
                 )
+            checked.append(size)
+        sizes = tuple(checked)
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}"
             )
-        if not (float(self.w0) > 0 and float(self.w0) < float("inf")):
+        try:
+            w0 = float(self.w0)
+        except (TypeError, ValueError):
+            w0 = float("nan")
+        if not 0 < w0 < float("inf"):
             raise ValueError(f"ArchSpec.w0 must be a positive finite number, got {self.w0!r}")
+        try:
+            offset = float(self.out_offset)
+        except (TypeError, ValueError):
+            offset = float("nan")
+        if not math.isfinite(offset):
+            raise ValueError(
+                f"ArchSpec.out_offset must be a finite number, got {self.out_offset!r}"
+            )
         object.__setattr__(self, "layer_sizes", sizes)
-        object.__setattr__(self, "w0", float(self.w0))
-        object.__setattr__(self, "out_offset", float(self.out_offset))
+        object.__setattr__(self, "w0", w0)
+        object.__setattr__(self, "out_offset", offset)
 
     # ---- constructors -------------------------------------------------------------------------
     @classmethod
@@ -168,8 +189,10 @@ class ArchSpec:
 class GraphTemplates:
     """Index tensors that turn flat parameters into a neural graph (and back) by gathering.
 
-    Nodes are ordered layer by layer; edges are in the canonical flat-parameter order. A node or
-    edge feature whose index is -1 has no parameter behind it (input neurons have no bias).
+    Nodes are ordered layer by layer. Edges come in one block per layer; within a block, edge
+    (target i <- source j) sits at ``block_start + i * fan_in + j`` (a row-major weight matrix),
+    which relabeling relies on and which is checked when templates are built. A node feature whose
+    index is -1 has no parameter behind it (input neurons have no bias).
     """
 
     num_nodes: int
@@ -187,6 +210,7 @@ class GraphTemplates:
     edge_fan_in: Tensor  # [E] long, neurons in the edge's source layer
     node_has_param: Tensor  # [N, F_node] bool
     node_param_flat: Tensor  # [K] long, node_param_idx[node_has_param]
+    node_param_pos: Tensor  # [K] long, flat positions in [N * F_node] of those features
     # The same gathers as runs ``(start, length)`` of consecutive parameters (start -1: zeros):
     # a handful of slices copy faster than an index_select over every element.
     node_runs: tuple[tuple[int, int], ...] = ()
@@ -275,7 +299,21 @@ def registered_families() -> list[str]:
 
 @functools.cache
 def _templates(spec: ArchSpec) -> GraphTemplates:
-    return get_family(spec.family).templates(spec)
+    t = get_family(spec.family).templates(spec)
+    _check_edge_order(spec, t)
+    return t
+
+
+def _check_edge_order(spec: ArchSpec, t: GraphTemplates) -> None:
+    """Relabeling finds an edge from its endpoints as ``block_start + fan_in * dst + src``; a family
+    must order the edges of each layer target-major (as a row-major weight matrix) for that."""
+    src, dst = t.edge_index
+    found = t.edge_block_start + t.node_local[dst] * t.edge_fan_in + t.node_local[src]
+    if not torch.equal(found, torch.arange(t.num_edges)):
+        raise ValueError(
+            f"family {spec.family!r} orders its edges in a way relabeling cannot use: within each "
+            "layer, edge (target i <- source j) must sit at block_start + i * fan_in + j"
+        )
 
 
 @functools.cache
