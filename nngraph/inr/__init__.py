@@ -1,6 +1,17 @@
 """INRs: SIREN / MLP modules and batched functional evaluation."""
 
+from nngraph.inr.fit import FitResult, fit_inrs, psnr
 from nngraph.inr.functional import coordinate_grid, mlp_forward, siren_forward
-from nngraph.inr.siren import MLP, Siren
+from nngraph.inr.siren import MLP, Siren, sample_init_params
 
-__all__ = ["MLP", "Siren", "coordinate_grid", "mlp_forward", "siren_forward"]
+__all__ = [
+    "MLP",
+    "FitResult",
+    "Siren",
+    "coordinate_grid",
+    "fit_inrs",
+    "mlp_forward",
+    "psnr",
+    "sample_init_params",
+    "siren_forward",
+]

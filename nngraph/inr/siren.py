@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from nngraph.graph.activations import apply_activation
 from nngraph.graph.spec import ArchSpec
 
-__all__ = ["MLP", "Siren"]
+__all__ = ["MLP", "Siren", "sample_init_params"]
 
 
 class MLP(nn.Module):
@@ -82,3 +82,21 @@ class Siren(MLP):
         elif not spec.is_siren:
             raise ValueError(f"Siren needs a spec with activation='sine', got {spec}; use MLP")
         super().__init__(spec)
+
+
+def sample_init_params(spec: ArchSpec, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` independent initialisations ``[n, P]`` drawn as :class:`MLP` draws one: the SIREN init
+    for sine specs (see :meth:`MLP.reset_siren_parameters`), PyTorch's ``nn.Linear`` default
+    (uniform +-1/sqrt(fan_in) for weights and biases) otherwise. One call, no per-network loop."""
+    columns = []
+    last = spec.n_layers - 1
+    for layer, (n_in, n_out) in enumerate(zip(spec.layer_sizes[:-1], spec.layer_sizes[1:])):
+        if spec.is_siren and layer < last:
+            bound = 1.0 / n_in if layer == 0 else math.sqrt(6.0 / n_in) / spec.w0
+            bias_bound = 0.0
+        else:
+            bound = bias_bound = 1.0 / math.sqrt(n_in)
+        weight = torch.rand(n, n_out * n_in, generator=generator) * (2 * bound) - bound
+        bias = torch.rand(n, n_out, generator=generator) * (2 * bias_bound) - bias_bound
+        columns += [weight, bias]
+    return torch.cat(columns, dim=1)

@@ -1,0 +1,159 @@
+"""Fit an image source into an INR store: chunked, atomic, resumable.
+
+Work is cut into chunks of whole source items (all views of an item in one chunk). Each finished
+chunk is written atomically to ``<store>.parts/``; a re-run with the same settings skips the chunks
+already there, so a killed run loses at most the chunk in flight. When every chunk is done the
+store is written (atomically) and the parts are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from nngraph.data.sources import ImageSource
+from nngraph.data.store import INRStore, assign_splits, load_store, save_store
+from nngraph.graph.spec import ArchSpec
+from nngraph.inr.fit import check_images, fit_inrs
+from nngraph.io import atomic_torch_save, load_torch_file
+
+__all__ = ["build_store", "default_store_path"]
+
+
+def default_store_path(
+    data_dir: str | os.PathLike, source: str, views: int, subset: int | None = None
+) -> Path:
+    """``<data_dir>/inrs/<source>_views<k>[_n<subset>].pt``."""
+    suffix = f"_n{subset}" if subset else ""
+    return Path(data_dir).expanduser() / "inrs" / f"{source}_views{views}{suffix}.pt"
+
+
+def build_store(
+    source: ImageSource,
+    spec: ArchSpec,
+    out: str | os.PathLike,
+    *,
+    views: int = 1,
+    steps: int = 1000,
+    lr: float = 5e-4,
+    target_psnr: float | None = 40.0,
+    batch_size: int = 2048,
+    chunk_size: int = 4096,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> INRStore:
+    """Fit ``views`` INRs per image of ``source`` and write them as one store at ``out``.
+
+    An existing store made with the same settings is returned as it is (``overwrite`` refits);
+    one made with other settings is an error, so a cache never silently serves the wrong data.
+    """
+    out = Path(out).expanduser()
+    check_images(source.images[:1], spec)  # fail before any work on shape / dtype / range
+    settings = {
+        "source": source.name,
+        "items": len(source.images),
+        "image_shape": list(source.image_shape),
+        "spec": spec.to_dict(),
+        "views": views,
+        "steps": steps,
+        "lr": lr,
+        "target_psnr": target_psnr,
+        "seed": seed,
+        "chunk_size": chunk_size,
+        "val_fraction": val_fraction,
+        "split_seed": split_seed,
+    }
+    if out.exists() and not overwrite:
+        store = load_store(out)
+        made_with = store.meta.get("fit")
+        if made_with != settings:
+            raise ValueError(
+                f"{out} exists but was made with other settings ({_diff(made_with, settings)}); "
+                "set fit.overwrite=true to refit it, or choose another fit.out"
+            )
+        return store
+
+    parts = out.with_name(out.name + ".parts")
+    manifest = parts / "manifest.json"
+    if overwrite and parts.exists():
+        shutil.rmtree(parts)
+    if manifest.exists():
+        previous = json.loads(manifest.read_text())
+        if previous != settings:
+            raise ValueError(
+                f"{parts} holds an unfinished run with other settings ({_diff(previous, settings)})"
+                "; delete that folder to start over, or re-run with the same settings to resume"
+            )
+    parts.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(manifest, json.dumps(settings, indent=1))
+
+    m = len(source.images)
+    per_chunk = max(1, chunk_size // views)
+    chunks = [(c, range(lo, min(lo + per_chunk, m))) for c, lo in enumerate(range(0, m, per_chunk))]
+    done = {c for c, _ in chunks if (parts / f"chunk_{c:06d}.pt").is_file()}
+    rows_done = sum(len(items) * views for c, items in chunks if c in done)
+    with tqdm(
+        total=m * views, initial=rows_done, unit="INR", desc=f"fitting {source.name} INRs",
+        disable=not progress, smoothing=0.05,
+    ) as bar:  # fmt: skip
+        for c, items in chunks:
+            if c in done:
+                continue
+            result = fit_inrs(
+                source.images[items.start : items.stop], spec, views=views, steps=steps, lr=lr,
+                target_psnr=target_psnr, batch_size=batch_size, seed=seed * 1_000_003 + c,
+                device=device, progress=bar,
+            )  # fmt: skip
+            atomic_torch_save(
+                {"params": result.params, "psnr": result.psnr, "steps": result.steps,
+                 "seconds": result.seconds},
+                parts / f"chunk_{c:06d}.pt",
+            )  # fmt: skip
+
+    pieces = [load_torch_file(parts / f"chunk_{c:06d}.pt", what="fit chunk") for c, _ in chunks]
+    item_split = assign_splits(source.is_test, val_fraction, split_seed)
+    store = INRStore(
+        params=torch.cat([p["params"] for p in pieces]),
+        labels=source.labels.repeat_interleave(views),
+        view=torch.arange(views).repeat(m),
+        source_index=source.index.repeat_interleave(views),
+        split=item_split.repeat_interleave(views),
+        psnr=torch.cat([p["psnr"] for p in pieces]),
+        spec=spec,
+        meta={
+            "source": source.name,
+            "image_shape": list(source.image_shape),
+            "class_names": list(source.class_names),
+            "fit": settings,
+            "fit_seconds": float(sum(p["seconds"] for p in pieces)),
+            "fit_steps_mean": float(torch.cat([p["steps"] for p in pieces]).float().mean()),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    )
+    save_store(store, out)
+    shutil.rmtree(parts)
+    return store
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _diff(old: Any, new: dict) -> str:
+    if not isinstance(old, dict):
+        return "no record of its settings"
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "none"

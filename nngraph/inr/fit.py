@@ -1,0 +1,191 @@
+"""Fit many SIRENs at once: one batched forward/backward and one Adam step for every INR together.
+
+Each INR has its own random init and its own loss (a sum of per-INR losses keeps the gradients of
+different INRs independent; Adam is elementwise, so every INR follows the trajectory it would follow
+alone). INRs that reach the target PSNR leave the batch, so converged INRs stop costing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from nngraph.graph.spec import ArchSpec
+from nngraph.inr.functional import coordinate_grid, mlp_forward
+from nngraph.inr.siren import sample_init_params
+
+__all__ = ["FitResult", "auto_device", "check_images", "fit_inrs", "psnr"]
+
+
+@dataclass
+class FitResult:
+    """Fitted INRs, one row per (image, view), image-major: row ``i * views + v``."""
+
+    params: Tensor  # [M * views, P] float32, canonical order, on the CPU
+    psnr: Tensor  # [M * views] float32, dB, of the returned parameters
+    steps: Tensor  # [M * views] long, optimisation steps each INR took
+    seconds: float
+
+    @property
+    def inrs_per_second(self) -> float:
+        return len(self.params) / max(self.seconds, 1e-9)
+
+
+def psnr(mse: Tensor) -> Tensor:
+    """PSNR in dB of images in [0, 1] from their mean squared error."""
+    return -10.0 * torch.log10(mse.clamp_min(1e-20))
+
+
+def auto_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` or ``"auto"``: CUDA when present, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_images(images: Tensor, spec: ArchSpec) -> Tensor:
+    """Images as ``[M, H, W, C]`` float32 in [0, 1] that ``spec`` (2-D in, C out) can fit."""
+    if not isinstance(images, Tensor):
+        raise ValueError(f"images must be a tensor, got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise ValueError(
+            f"images must be floating point in [0, 1], got {images.dtype} "
+            "(divide uint8 images by 255)"
+        )
+    if images.dim() == 3:
+        images = images.unsqueeze(-1)
+    if images.dim() != 4 or min(images.shape[:3]) < 1:
+        raise ValueError(
+            f"images must have shape [M, H, W] or [M, H, W, C], got {tuple(images.shape)}"
+        )
+    if spec.in_dim != 2:
+        raise ValueError(f"image INRs take 2-D coordinates, but {spec} has in_dim={spec.in_dim}")
+    if images.shape[-1] != spec.out_dim:
+        raise ValueError(
+            f"images have {images.shape[-1]} channels but {spec} outputs {spec.out_dim}: make the "
+            "last layer size match (or convert the images to grayscale)"
+        )
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError("images contain NaN or Inf values")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"images must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
+    return images.float()
+
+
+def fit_inrs(
+    images: Tensor,
+    spec: ArchSpec,
+    *,
+    views: int = 1,
+    steps: int = 1000,
+    lr: float = 5e-4,
+    target_psnr: float | None = 40.0,
+    batch_size: int = 2048,
+    check_every: int = 10,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool | tqdm = True,
+) -> FitResult:
+    """Fit ``views`` INRs of ``spec`` to each image (``[M, H, W]`` or ``[M, H, W, C]`` in [0, 1]).
+
+    Adam (``lr``, paper: 5e-4) for up to ``steps`` steps (paper: 1,000); an INR stops as soon as its
+    PSNR reaches ``target_psnr`` (paper: 40 dB; ``None`` never stops early), checked every
+    ``check_every`` steps. ``batch_size`` INRs are optimised at once. Inits come from one generator
+    seeded with ``seed``, so results do not depend on ``batch_size`` or the device beyond float
+    rounding. ``progress`` may be a ``tqdm`` bar to advance (left open) instead of a flag.
+    """
+    images = check_images(images, spec)
+    if views < 1 or steps < 0 or batch_size < 1 or check_every < 1:
+        raise ValueError(
+            f"need views >= 1, steps >= 0, batch_size >= 1, check_every >= 1; got views={views}, "
+            f"steps={steps}, batch_size={batch_size}, check_every={check_every}"
+        )
+    dev = auto_device(device)
+    m, height, width, channels = images.shape
+    n = m * views
+    # every init drawn up front, so a row's init does not depend on batch_size
+    inits = sample_init_params(spec, n, torch.Generator().manual_seed(seed))
+    coords = coordinate_grid(height, width, device=dev)
+    out_params = torch.empty(n, spec.num_params)
+    out_psnr = torch.empty(n)
+    out_steps = torch.empty(n, dtype=torch.long)
+    start = time.perf_counter()
+    own_bar = not isinstance(progress, tqdm)
+    bar = (
+        tqdm(total=n, unit="INR", desc="fitting INRs", disable=not progress, smoothing=0.1)
+        if own_bar
+        else progress
+    )
+    try:
+        for lo in range(0, n, batch_size):
+            rows = torch.arange(lo, min(lo + batch_size, n))
+            init = inits[lo : lo + len(rows)]
+            target = images[rows // views].reshape(len(rows), height * width, channels)
+            _fit_batch(
+                init.to(dev), target.to(dev), coords, spec, rows, steps, lr, target_psnr,
+                check_every, out_params, out_psnr, out_steps, bar,
+            )  # fmt: skip
+    finally:
+        if own_bar:
+            bar.close()
+    return FitResult(out_params, out_psnr, out_steps, time.perf_counter() - start)
+
+
+def _fit_batch(
+    params: Tensor,
+    target: Tensor,
+    coords: Tensor,
+    spec: ArchSpec,
+    rows: Tensor,
+    steps: int,
+    lr: float,
+    target_psnr: float | None,
+    check_every: int,
+    out_params: Tensor,
+    out_psnr: Tensor,
+    out_steps: Tensor,
+    bar: tqdm,
+) -> None:
+    """Adam on ``params [A, P]`` (hand-written so finished rows can leave the optimiser state)."""
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    exp_avg = torch.zeros_like(params)
+    exp_avg_sq = torch.zeros_like(params)
+    done_psnr: list[Tensor] = []
+
+    def finish(keep: Tensor, values: Tensor, step: int) -> None:
+        gone = ~keep
+        idx = rows[gone.cpu()]
+        out_params[idx] = params[gone].float().cpu()
+        out_psnr[idx] = values[gone].float().cpu()
+        out_steps[idx] = step
+        done_psnr.append(values[gone].float().cpu())
+        bar.update(int(gone.sum()))
+        bar.set_postfix(median_psnr=f"{torch.cat(done_psnr).median():.1f}dB", refresh=False)
+
+    for step in range(steps + 1):
+        leaf = params.detach().requires_grad_(True)
+        mse = ((mlp_forward(leaf, coords, spec) - target) ** 2).mean(dim=(1, 2))
+        last = step == steps
+        if last or (target_psnr is not None and step % check_every == 0):
+            values = psnr(mse.detach())
+            keep = torch.zeros_like(values, dtype=torch.bool) if last else values < target_psnr
+            if not bool(keep.all()):
+                finish(keep, values, step)
+                if not bool(keep.any()):
+                    return
+                params, exp_avg, exp_avg_sq = params[keep], exp_avg[keep], exp_avg_sq[keep]
+                target, rows = target[keep], rows[keep.cpu()]
+                mse = mse[keep]
+        (grad,) = torch.autograd.grad(mse.sum(), leaf)
+        if grad.shape[0] != params.shape[0]:
+            grad = grad[keep]
+        t = step + 1
+        exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (exp_avg_sq / (1 - beta2**t)).sqrt_().add_(eps)
+        params = params.addcdiv(exp_avg, denom, value=-lr / (1 - beta1**t))

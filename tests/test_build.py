@@ -1,0 +1,131 @@
+"""Fitting a source into a store: resumable after a kill, cached, and the CLI around it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import nngraph.data.build as build
+from nngraph.data import build_store, load_source, load_store, reconstruct
+from nngraph.graph import ArchSpec
+from nngraph.inr import psnr
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ArchSpec.siren()
+
+
+@pytest.fixture(scope="module")
+def source():
+    return load_source("digits").subset(12)  # 12 train + 12 test images
+
+
+def _build(source, out: Path, **kw):
+    options = dict(views=2, steps=200, chunk_size=8, progress=False, val_fraction=0.25)
+    return build_store(source, SPEC, out, **{**options, **kw})
+
+
+def test_killed_run_resumes_to_the_same_store(
+    source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = _build(source, tmp_path / "whole.pt")
+
+    real_fit, calls = build.fit_inrs, []
+
+    def dies_on_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the run is killed while fitting chunk 3 of 6
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(build, "fit_inrs", dies_on_third_chunk)
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _build(source, out)
+    parts = out.with_name(out.name + ".parts")
+    assert not out.exists()  # no half-written store
+    assert sorted(p.name for p in parts.glob("chunk_*.pt")) == [
+        "chunk_000000.pt",
+        "chunk_000001.pt",
+    ]
+
+    calls.clear()
+    monkeypatch.setattr(build, "fit_inrs", real_fit)
+    resumed = _build(source, out)
+    assert not parts.exists()
+    assert len(resumed) == len(reference) == 48
+    for name in ("params", "labels", "view", "source_index", "split", "psnr"):
+        assert getattr(resumed, name).shape == getattr(reference, name).shape, name
+        assert torch.equal(getattr(resumed, name), getattr(reference, name)), name
+
+
+def test_store_layout_and_quality(source, tmp_path: Path) -> None:
+    store = load_store(_build(source, tmp_path / "s.pt") and tmp_path / "s.pt")
+    assert torch.equal(store.view, torch.tensor([0, 1] * 24))
+    assert torch.equal(store.source_index, source.index.repeat_interleave(2))
+    assert torch.equal(store.labels, source.labels.repeat_interleave(2))
+    assert set(store.split[store.view == 0].tolist()) == {0, 1, 2}
+    assert torch.equal(store.split[0::2], store.split[1::2])  # both views share their split
+    assert bool((store.split[source.is_test.repeat_interleave(2)] == 2).all())
+    images = reconstruct(store, torch.arange(len(store)))
+    targets = source.images.repeat_interleave(2, dim=0)
+    assert bool((psnr(((images - targets) ** 2).mean(dim=(1, 2, 3))) >= 35).all())
+    assert store.meta["image_shape"] == [8, 8, 1] and store.meta["source"] == "digits"
+
+
+def test_existing_stores_are_reused_only_with_the_same_settings(
+    source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "s.pt"
+    first = _build(source, out)
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(build, "fit_inrs", no_fitting)
+    again = _build(source, out)
+    assert torch.equal(again.params, first.params)
+    with pytest.raises(ValueError, match=r"other settings \(views: 2 -> 3\).*fit.overwrite=true"):
+        _build(source, out, views=3)
+
+
+def test_unfinished_run_with_other_settings_is_not_mixed_in(
+    source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "fit_inrs", dies)
+    out = tmp_path / "s.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _build(source, out)
+    with pytest.raises(
+        ValueError, match=r"unfinished run with other settings \(steps: 200 -> 50\)"
+    ):
+        _build(source, out, steps=50)
+
+
+def test_cli_fits_a_subset(tmp_path: Path) -> None:
+    out = tmp_path / "cli.pt"
+    run = subprocess.run(
+        [sys.executable, "-m", "nngraph.fit", "fit.subset=5", "fit.views=2", f"fit.out={out}",
+         "fit.progress=false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "20 INRs" in run.stdout and "median PSNR" in run.stdout
+    assert len(load_store(out)) == 20
+    assert list(tmp_path.iterdir()) == [out]  # nothing else written (no hydra output folders)
+
+
+def test_cli_unknown_data_lists_the_known_sources(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "nngraph.fit", "data=imagenet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode != 0
+    for name in ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder"):
+        assert name in run.stderr
