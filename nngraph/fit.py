@@ -35,10 +35,11 @@ def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
     out = Path(fit.out) if fit.out else default_store_path(
         cfg.data_dir, cfg.data.name, int(fit.views), fit.subset
     )  # fmt: skip
+    batch_size = None if fit.batch_size is None else int(fit.batch_size)
     store = build_store(
         source, spec, out, views=int(fit.views), steps=int(fit.steps), lr=float(fit.lr),
         target_psnr=None if fit.target_psnr is None else float(fit.target_psnr),
-        batch_size=int(fit.batch_size), chunk_size=int(fit.chunk_size), seed=int(fit.seed),
+        batch_size=batch_size, chunk_size=int(fit.chunk_size), seed=int(fit.seed),
         val_fraction=float(cfg.data.val_fraction), split_seed=int(cfg.data.split_seed),
         device=fit.device, progress=bool(fit.progress), overwrite=bool(fit.overwrite),
     )  # fmt: skip

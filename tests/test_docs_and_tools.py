@@ -13,10 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_api_tour_runs() -> None:
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ```python block of the README runs (```py blocks are illustrations needing files)."""
+    from nngraph.data import build_store, load_source
+    from nngraph.graph import ArchSpec
+
+    store_path = tmp_path / "data" / "inrs" / "digits_views1.pt"  # where the README opens it
+    build_store(load_source("digits").subset(10), ArchSpec.siren(), store_path, steps=50)
+    monkeypatch.chdir(tmp_path)
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks, "README has no python example"
+    assert len(blocks) >= 2, "README lost its python examples"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
 
@@ -29,13 +36,17 @@ def test_readme_quickstart_is_two_lines_and_ci_runs_the_test_line() -> None:
     assert lines[1] in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_graph_batch_benchmark_runs() -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["benchmarks.graph_batch", "--batch", "8", "--repeats", "2"],
+        ["benchmarks.fit", "--inrs", "4", "--naive-inrs", "1", "--steps", "2", "--repeats", "1"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_benchmarks_run_and_end_with_a_ratio(args: list[str]) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.graph_batch", "--batch", "8", "--repeats", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     last = out.strip().splitlines()[-1]
     assert re.fullmatch(r"ratio=\d+(\.\d+)?", last), last

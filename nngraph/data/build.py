@@ -44,7 +44,7 @@ def build_store(
     steps: int = 1000,
     lr: float = 5e-4,
     target_psnr: float | None = 40.0,
-    batch_size: int = 2048,
+    batch_size: int | None = None,
     chunk_size: int = 4096,
     seed: int = 0,
     val_fraction: float = 0.1,
