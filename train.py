@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from nngraph.graph import ArchSpec
 
 
-@hydra.main(version_base=None, config_path="configs", config_name="config")
+@hydra.main(version_base=None, config_path="nngraph/configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     print(OmegaConf.to_yaml(cfg))
     spec = ArchSpec.from_dict(OmegaConf.to_container(cfg.data.arch, resolve=True))

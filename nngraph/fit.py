@@ -1,7 +1,8 @@
 """Command line: fit an INR dataset. ``python -m nngraph.fit data=digits fit.views=10``.
 
-Options (Hydra overrides): ``data=<name>`` (configs/data/: digits, mnist, fashion_mnist, cifar10,
-image_folder) with ``data.root=...``; ``fit.views``, ``fit.steps``, ``fit.lr``, ``fit.target_psnr``,
+Options (Hydra overrides): ``data=<name>`` (nngraph/configs/data/: digits, mnist, fashion_mnist,
+cifar10, image_folder) with ``data.root=...``; ``fit.views``, ``fit.steps``, ``fit.lr``,
+``fit.target_psnr``,
 ``fit.subset=N`` (first N images of each split, for a quick look), ``fit.out=PATH``,
 ``fit.device=cpu|cuda|auto``, ``fit.overwrite=true``. Re-running an interrupted command resumes it.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from nngraph.data.build import build_store, default_store_path
 from nngraph.data.sources import load_source
@@ -21,8 +23,14 @@ from nngraph.graph.spec import ArchSpec
 
 def source_options(data: DictConfig) -> dict:
     """The loader options of a ``data`` config node (everything but name, arch and splits)."""
-    skip = {"name", "arch", "val_fraction", "split_seed"}
-    return {k: v for k, v in OmegaConf.to_container(data, resolve=True).items() if k not in skip}
+    try:
+        options = OmegaConf.to_container(data, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise ValueError(
+            f"data={data.name} needs a value for {err.full_key}: pass it on the command line, "
+            f"e.g. python -m nngraph.fit data={data.name} {err.full_key}=/path/to/images"
+        ) from None
+    return {k: v for k, v in options.items() if k not in {"name", "arch", "val_fraction"}}
 
 
 def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
@@ -46,7 +54,7 @@ def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
     return store, out
 
 
-@hydra.main(version_base=None, config_path="../configs", config_name="fit")
+@hydra.main(version_base=None, config_path="configs", config_name="fit")
 def main(cfg: DictConfig) -> None:
     store, out = run_fit(cfg)
     seconds = store.meta.get("fit_seconds", float("nan"))

@@ -129,3 +129,58 @@ def test_cli_unknown_data_lists_the_known_sources(tmp_path: Path) -> None:
     assert run.returncode != 0
     for name in ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder"):
         assert name in run.stderr
+
+
+def test_overwrite_runs_resume_too(source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "s.pt"
+    _build(source, out, views=1)  # an old store with other settings
+    real_fit, calls = build.fit_inrs, []
+
+    def dies_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(build, "fit_inrs", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        _build(source, out, overwrite=True)
+    calls.clear()
+    monkeypatch.setattr(build, "fit_inrs", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
+    store = _build(source, out, overwrite=True)
+    assert len(calls) == 5 and len(store) == 48  # chunk 0 of 6 was kept, not refitted
+
+
+def test_bad_input_writes_nothing(source, tmp_path: Path) -> None:
+    bad = build.ImageSource(
+        "digits", source.images.clone(), source.labels, source.is_test, source.class_names
+    )
+    bad.images[-1, 0, 0, 0] = 1.5  # only the last image is out of range
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        _build(bad, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="need views >= 1"):
+        _build(source, tmp_path / "zero.pt", views=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cached_store_is_not_served_for_other_images(source, tmp_path: Path) -> None:
+    out = tmp_path / "s.pt"
+    _build(source, out)
+    other = build.ImageSource(
+        "digits", source.images.flip(1), source.labels, source.is_test, source.class_names
+    )
+    with pytest.raises(ValueError, match=r"other settings \(content:"):
+        _build(other, out)
+
+
+def test_missing_required_config_value_is_explained(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    import nngraph
+    from nngraph.fit import run_fit
+
+    configs = Path(nngraph.__file__).parent / "configs"
+    with initialize_config_dir(str(configs), version_base=None):
+        cfg = compose("fit", overrides=["data=image_folder", f"data_dir={tmp_path}"])
+    with pytest.raises(ValueError, match=r"data=image_folder needs a value for data.root.*data.root=/path"):
+        run_fit(cfg)

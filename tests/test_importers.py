@@ -111,3 +111,17 @@ def test_missing_corrupt_and_label_less_files_are_named(tmp_path: Path) -> None:
     (root / "s.json").write_text(json.dumps({"test": {"path": ["nan.pth"], "label": [1]}}))
     with pytest.raises(ValueError, match=r"nan\.pth: seq\.1\.bias holds non-finite"):
         import_dwsnets(root / "s.json", progress=False)
+
+
+def test_an_odd_first_file_is_pointed_at(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    torch.save(Siren(hidden_dim=64).state_dict(), root / "odd.pth")
+    torch.save(_inr(0), root / "ok.pth")
+    (root / "s.json").write_text(
+        json.dumps({"train": {"path": ["odd.pth", "ok.pth"], "label": [0, 1]}})
+    )
+    with pytest.raises(
+        ValueError, match=r"ok\.pth: .*read from the first file, odd\.pth.*pass spec="
+    ):
+        import_dwsnets(root / "s.json", progress=False)

@@ -120,7 +120,7 @@ def test_image_folder(tmp_path: Path) -> None:
     assert float(src.images[0].max()) == pytest.approx(50 / 255)
     assert 0 < int(src.is_test.sum()) < 10
     _png(tmp_path / "imgs" / "dogs" / "odd.png", (16, 16), 0)
-    with pytest.raises(ValueError, match=r"odd.png is 16x16 but earlier images are 10x12"):
+    with pytest.raises(ValueError, match=r"odd.png is 16x16 \(HxW\) but earlier images are 12x10"):
         load_source("image_folder", root=str(tmp_path / "imgs"))
     resized = load_source("image_folder", root=str(tmp_path / "imgs"), image_size=[8, 8])
     assert resized.images.shape == (11, 8, 8, 1)

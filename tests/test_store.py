@@ -62,6 +62,7 @@ def test_reconstruct_renders_with_the_stored_size() -> None:
     assert one.shape == (5, 6, 1)
     expected = mlp_forward(store.params[3:4], coordinate_grid(5, 6), store.spec).view(5, 6, 1)
     torch.testing.assert_close(one, expected)
+    assert reconstruct(store, torch.tensor(3)).shape == (5, 6, 1)  # a 0-d index is one INR
     many = reconstruct(store, torch.tensor([0, 3]), height=16, width=16)
     assert many.shape == (2, 16, 16, 1)
 

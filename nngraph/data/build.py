@@ -8,6 +8,7 @@ store is written (atomically) and the parts are removed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -59,11 +60,18 @@ def build_store(
     one made with other settings is an error, so a cache never silently serves the wrong data.
     """
     out = Path(out).expanduser()
-    check_images(source.images[:1], spec)  # fail before any work on shape / dtype / range
+    # every check before anything is written: bad input leaves no parts behind
+    check_images(source.images, spec)
+    if views < 1 or steps < 0 or chunk_size < 1 or (batch_size is not None and batch_size < 1):
+        raise ValueError(
+            f"need views >= 1, steps >= 0, chunk_size >= 1, batch_size >= 1; got views={views}, "
+            f"steps={steps}, chunk_size={chunk_size}, batch_size={batch_size}"
+        )
     settings = {
         "source": source.name,
         "items": len(source.images),
         "image_shape": list(source.image_shape),
+        "content": _fingerprint(source),
         "spec": spec.to_dict(),
         "views": views,
         "steps": steps,
@@ -74,6 +82,7 @@ def build_store(
         "val_fraction": val_fraction,
         "split_seed": split_seed,
     }
+    parts = out.with_name(out.name + ".parts")
     if out.exists() and not overwrite:
         store = load_store(out)
         made_with = store.meta.get("fit")
@@ -82,19 +91,21 @@ def build_store(
                 f"{out} exists but was made with other settings ({_diff(made_with, settings)}); "
                 "set fit.overwrite=true to refit it, or choose another fit.out"
             )
+        if parts.exists():  # a run that died between writing the store and cleaning up
+            shutil.rmtree(parts)
         return store
 
-    parts = out.with_name(out.name + ".parts")
     manifest = parts / "manifest.json"
-    if overwrite and parts.exists():
-        shutil.rmtree(parts)
     if manifest.exists():
         previous = json.loads(manifest.read_text())
         if previous != settings:
-            raise ValueError(
-                f"{parts} holds an unfinished run with other settings ({_diff(previous, settings)})"
-                "; delete that folder to start over, or re-run with the same settings to resume"
-            )
+            if not overwrite:
+                raise ValueError(
+                    f"{parts} holds an unfinished run with other settings "
+                    f"({_diff(previous, settings)}); delete that folder to start over, or re-run "
+                    "with the same settings to resume"
+                )
+            shutil.rmtree(parts)  # overwrite: the old unfinished run is not this one
     parts.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(manifest, json.dumps(settings, indent=1))
 
@@ -144,6 +155,15 @@ def build_store(
     save_store(store, out)
     shutil.rmtree(parts)
     return store
+
+
+def _fingerprint(source: ImageSource) -> str:
+    """A digest of the images and labels, so a cached store is never served for other data."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(source.images.contiguous().numpy().tobytes())
+    digest.update(source.labels.contiguous().numpy().tobytes())
+    digest.update(source.is_test.contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

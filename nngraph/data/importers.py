@@ -101,6 +101,7 @@ def _build(
     resolve = _resolver(splits_json)
     rows, labels, views, sources = [], [], [], []
     source_ids: dict[str, int] = {}
+    spec_from = "the spec you passed" if spec is not None else None
     for _split, raw_path, label in tqdm(
         entries, desc=f"importing {kind} INRs", unit="INR", disable=not progress
     ):
@@ -117,10 +118,14 @@ def _build(
         try:
             if spec is None:
                 spec = family.spec_from_state_dict(state_dict)
+                spec_from = f"read from the first file, {path.name}"
             params = family.state_dict_to_params(state_dict, spec)
             check_finite(params.unsqueeze(0), spec)
         except ValueError as err:
-            raise ValueError(f"{path}: {err} (the dataset's architecture is {spec})") from err
+            where = f"the dataset's architecture is {spec} ({spec_from}" if spec else "("
+            raise ValueError(
+                f"{path}: {err} ({where}; pass spec= if that is not the right one)"
+            ) from err
         view, key = 0, str(raw_path)
         if view_re is not None:
             match = view_re.search(str(raw_path))

@@ -285,8 +285,9 @@ def load_image_folder(
                     size = array.shape
                 elif array.shape != size:
                     raise ValueError(
-                        f"image_folder: {path} is {array.shape[1]}x{array.shape[0]} but earlier "
-                        f"images are {size[1]}x{size[0]}; set data.image_size=[H, W] to resize"
+                        f"image_folder: {path} is {array.shape[0]}x{array.shape[1]} (HxW) but "
+                        f"earlier images are {size[0]}x{size[1]}; set data.image_size=[H, W] to "
+                        "resize them all"
                     )
                 images.append(array)
                 labels.append(label)

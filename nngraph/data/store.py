@@ -142,13 +142,17 @@ def load_store(path: str | os.PathLike, *, mmap: bool = True) -> INRStore:
     missing = [k for k in ("spec", "meta", *_TENSORS) if k not in payload]
     if missing:
         raise ValueError(f"{path} is an incomplete INR store (missing {missing}); {hint}")
+    if not isinstance(payload["spec"], dict) or not isinstance(payload["meta"], dict):
+        raise ValueError(
+            f"{path} is an inconsistent INR store: spec and meta must be dicts; {hint}"
+        )
     try:
         return INRStore(
             spec=ArchSpec.from_dict(payload["spec"]),
             meta=payload["meta"],
             **{name: payload[name] for name in _TENSORS},
         )
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         raise ValueError(f"{path} is an inconsistent INR store: {err}; {hint}") from err
 
 
@@ -164,10 +168,11 @@ def reconstruct(
     shape = store.meta.get("image_shape")
     if (height is None or width is None) and not shape:
         raise ValueError("the store does not record an image size; pass height= and width=")
-    h = height or int(shape[0])
-    w = width or int(shape[1])
-    single = isinstance(index, int)
-    rows = torch.as_tensor([index] if single else index, dtype=torch.long).flatten()
+    h = int(shape[0]) if height is None else height
+    w = int(shape[1]) if width is None else width
+    rows = torch.as_tensor(index, dtype=torch.long)
+    single = rows.dim() == 0
+    rows = rows.flatten()
     params = store.params[rows].float()
     with torch.no_grad():
         out = mlp_forward(params, coordinate_grid(h, w), store.spec)

@@ -48,12 +48,14 @@ def auto_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def auto_batch_size(spec: ArchSpec, pixels: int, device: torch.device) -> int:
-    """INRs to optimise at once. On a GPU, thousands. On a CPU, as many as keep one activation
-    tensor near 4 MB, so the sin/cos passes run mostly from cache (benchmarks/fit, 28x28 images,
-    2 cores: 41 INRs at once, 5,018 INR-steps/s; 256 at once, 4,452)."""
-    if device.type != "cpu":
-        return 4096
+    """INRs to optimise at once. On a CPU, as many as keep one activation tensor near 4 MB, so the
+    sin/cos passes run mostly from cache (benchmarks/fit, 28x28 images, 2 cores: 41 INRs at once,
+    5,018 INR-steps/s; 256 at once, 4,452). On a GPU, as many as keep the activation buffers near
+    2 GB (at most 4,096)."""
     width = max(spec.layer_sizes[1:])
+    if device.type != "cpu":
+        hidden = max(1, spec.n_layers - 1)
+        return max(1, min(4096, (1 << 27) // (pixels * width * hidden)))
     return max(1, min(4096, (1 << 20) // (pixels * width)))
 
 
@@ -77,7 +79,7 @@ def check_images(images: Tensor, spec: ArchSpec) -> Tensor:
     if images.shape[-1] != spec.out_dim:
         raise ValueError(
             f"images have {images.shape[-1]} channels but {spec} outputs {spec.out_dim}: make the "
-            "last layer size match (or convert the images to grayscale)"
+            "last entry of the layer sizes (data.arch.layer_sizes) match the channels"
         )
     if not bool(torch.isfinite(images).all()):
         raise ValueError("images contain NaN or Inf values")
@@ -128,6 +130,7 @@ def fit_inrs(
     out_psnr = torch.empty(n)
     out_steps = torch.empty(n, dtype=torch.long)
     start = time.perf_counter()
+    done_psnr: list[Tensor] = []  # for the progress bar's running median
     own_bar = not isinstance(progress, tqdm)
     bar = (
         tqdm(total=n, unit="INR", desc="fitting INRs", disable=not progress, smoothing=0.1)
@@ -141,7 +144,7 @@ def fit_inrs(
             target = images[rows // views].reshape(len(rows), height * width, channels)
             _fit_batch(
                 init.to(dev), target.to(dev), coords, spec, rows, steps, lr, target_psnr,
-                check_every, out_params, out_psnr, out_steps, bar,
+                check_every, out_params, out_psnr, out_steps, bar, done_psnr,
             )  # fmt: skip
     finally:
         if own_bar:
@@ -163,12 +166,12 @@ def _fit_batch(
     out_psnr: Tensor,
     out_steps: Tensor,
     bar: tqdm,
+    done_psnr: list[Tensor],
 ) -> None:
     """Adam on ``params [A, P]`` (hand-written so finished rows can leave the optimiser state)."""
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     exp_avg = torch.zeros_like(params)
     exp_avg_sq = torch.zeros_like(params)
-    done_psnr: list[Tensor] = []
     work = _Workspace()
 
     def finish(keep: Tensor, values: Tensor, step: int) -> None:
