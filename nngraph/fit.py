@@ -9,6 +9,7 @@ cifar10, image_folder) with ``data.root=...``; ``fit.views``, ``fit.steps``, ``f
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -56,7 +57,10 @@ def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
 
 @hydra.main(version_base=None, config_path="configs", config_name="fit")
 def main(cfg: DictConfig) -> None:
-    store, out = run_fit(cfg)
+    try:
+        store, out = run_fit(cfg)
+    except (ValueError, FileNotFoundError) as err:  # bad input: say what, not a traceback
+        sys.exit(f"nngraph.fit: error: {err}")
     seconds = store.meta.get("fit_seconds", float("nan"))
     print(f"{out}: {store.summary()}")
     print(f"fitting took {seconds:.1f} s ({len(store) / max(seconds, 1e-9):.0f} INRs/s)")

@@ -182,5 +182,7 @@ def test_missing_required_config_value_is_explained(tmp_path: Path) -> None:
     configs = Path(nngraph.__file__).parent / "configs"
     with initialize_config_dir(str(configs), version_base=None):
         cfg = compose("fit", overrides=["data=image_folder", f"data_dir={tmp_path}"])
-    with pytest.raises(ValueError, match=r"data=image_folder needs a value for data.root.*data.root=/path"):
+    with pytest.raises(
+        ValueError, match=r"data=image_folder needs a value for data.root.*data.root=/path"
+    ):
         run_fit(cfg)
