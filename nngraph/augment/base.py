@@ -9,7 +9,6 @@ makes it reproducible.
 from __future__ import annotations
 
 import copy
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +16,7 @@ from torch import Tensor
 from torch_geometric.transforms import BaseTransform
 
 from nngraph.graph.convert import Graph, graph_spec, num_graphs
-from nngraph.graph.spec import ArchSpec, GraphTemplates
+from nngraph.graph.spec import ArchSpec, GraphTemplates, edge_layer_starts
 
 __all__ = ["GraphAugmentation", "GraphView", "edge_layer_starts"]
 
@@ -58,16 +57,6 @@ class GraphView:
                 f"input-space augmentations need scalar weights; {self.spec} has vectors"
             )
         return self.e[:, : n0 * n1, 0].view(self.b, n1, n0)
-
-
-@functools.cache
-def edge_layer_starts(spec: ArchSpec) -> tuple[int, ...]:
-    """First edge of each weight layer, plus the number of edges (edge blocks are contiguous)."""
-    counts = torch.bincount(spec.templates.edge_layer, minlength=spec.n_layers).tolist()
-    starts = [0]
-    for c in counts:
-        starts.append(starts[-1] + c)
-    return tuple(starts)
 
 
 class GraphAugmentation(BaseTransform):

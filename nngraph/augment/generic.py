@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from nngraph.augment.base import GraphAugmentation, GraphView, edge_layer_starts
+from nngraph.augment.base import GraphAugmentation, GraphView
 from nngraph.graph.convert import Graph
+from nngraph.graph.spec import edge_layer_starts
 
 __all__ = ["Dropout", "GaussianNoise", "QuantileDropout"]
 

@@ -1,7 +1,8 @@
 """Input-space augmentations: act on the first layer so the INR draws a transformed image.
 
 Each is exact: the augmented INR evaluated at ``x`` equals the original evaluated at the
-transformed coordinates (``f(x - t)``, ``f(R x)``, ``f(s x)``).
+transformed coordinates (``f(x - t)``, ``f(R x)``, ``f(s x)``). The last draw is kept
+(``last_shift``, ``last_rotation``, ``last_scale``) for inspection and plots.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Translate(GraphAugmentation):
         x = view.x.clone()
         n0, n1 = view.spec.layer_sizes[:2]
         x[:, n0 : n0 + n1, :1] -= torch.bmm(w1, t.to(w1.dtype))
+        self.last_shift = t.squeeze(2)  # [B, in_dim]
         return self.replace(data, view, x=x)
 
 
@@ -59,6 +61,7 @@ class Rotate(GraphAugmentation):
         e = view.e.clone()
         n0, n1 = view.spec.layer_sizes[:2]
         e[:, : n0 * n1, 0] = torch.bmm(w1, rot.to(w1.dtype)).reshape(view.b, -1)
+        self.last_rotation = rot  # [B, d, d]
         return self.replace(data, view, e=e)
 
 
@@ -77,6 +80,7 @@ class Scale(GraphAugmentation):
         e = view.e.clone()
         n0, n1 = view.spec.layer_sizes[:2]
         e[:, : n0 * n1] *= s.to(e.dtype)
+        self.last_scale = s.view(-1)  # [B]
         return self.replace(data, view, e=e)
 
 

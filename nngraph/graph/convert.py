@@ -108,22 +108,31 @@ def _spec_from_module(module: nn.Module) -> ArchSpec:
 
 
 def to_graph_batch(
-    params: Tensor, spec: ArchSpec, y: Tensor | None = None, *, validate: bool = False
+    params: Tensor,
+    spec: ArchSpec,
+    y: Tensor | None = None,
+    *,
+    idx: Tensor | None = None,
+    validate: bool = False,
 ) -> Batch:
     """``params[B, P]`` -> a PyG ``Batch`` of B neural graphs, built by gathering with the templates
     (no per-sample loop). Equal, field by field, to ``Batch.from_data_list`` of the per-sample
-    graphs; ``y`` (``[B]`` labels or ``[B, C]`` soft labels) is attached per graph."""
+    graphs; ``y`` (``[B]`` labels or ``[B, C]`` soft labels) is attached per graph, and so is
+    ``idx`` (``[B]``: the graphs' rows in their store, which aligned MixUp's cache looks up)."""
     check_params_shape(params, spec)
     if validate:
         check_finite(params, spec)
     b = params.shape[0]
     if b == 0:
         raise ValueError("params has no rows: a batch needs at least one network")
-    if y is not None and (not isinstance(y, Tensor) or y.dim() == 0 or y.shape[0] != b):
-        raise ValueError(
-            f"y must be a tensor with {b} rows (one label or label vector per network), got "
-            f"{type(y).__name__} of shape {tuple(getattr(y, 'shape', ()))}"
-        )
+    for name, value in (("y", y), ("idx", idx)):
+        if value is not None and (
+            not isinstance(value, Tensor) or value.dim() == 0 or value.shape[0] != b
+        ):
+            raise ValueError(
+                f"{name} must be a tensor with {b} rows (one per network), got "
+                f"{type(value).__name__} of shape {tuple(getattr(value, 'shape', ()))}"
+            )
     t = spec.templates_on(params.device)
     x, edge_attr = _gather_features(params, t)
     shared = _batch_structure(spec, b, str(params.device))
@@ -133,15 +142,14 @@ def to_graph_batch(
     for key, value in shared["fields"].items():
         setattr(out, key, value)
     out.edge_attr = edge_attr
-    if y is not None:
-        out.y = y
+    graph_fields = {k: v for k, v in (("y", y), ("idx", idx)) if v is not None}
+    for key, value in graph_fields.items():
+        setattr(out, key, value)
     out.batch = shared["batch"]
     out.ptr = shared["ptr"]
-    keys = (
-        shared["slice_dict"]
-        if y is not None
-        else {k: v for k, v in shared["slice_dict"].items() if k != "y"}
-    )
+    keys = {
+        k: v for k, v in shared["slice_dict"].items() if k not in ("y", "idx") or k in graph_fields
+    }
     out._num_graphs = b
     out._slice_dict = dict(keys)
     out._inc_dict = {k: shared["inc_dict"][k] for k in keys}
@@ -297,6 +305,7 @@ def _build_batch_structure(spec: ArchSpec, b: int, device: str) -> dict:
             "edge_layer": per_edge,
             "spec": steps,
             "y": steps,
+            "idx": steps,
         },
         "inc_dict": {
             "x": zeros,
@@ -307,6 +316,7 @@ def _build_batch_structure(spec: ArchSpec, b: int, device: str) -> dict:
             "edge_layer": zeros,
             "spec": None,
             "y": zeros,
+            "idx": zeros,
         },
     }
 

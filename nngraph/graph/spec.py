@@ -27,6 +27,7 @@ __all__ = [
     "ArchFamily",
     "ArchSpec",
     "GraphTemplates",
+    "edge_layer_starts",
     "get_family",
     "index_runs",
     "register_family",
@@ -295,6 +296,16 @@ def get_family(name: str) -> ArchFamily:
 
 def registered_families() -> list[str]:
     return sorted(_FAMILIES)
+
+
+@functools.cache
+def edge_layer_starts(spec: ArchSpec) -> tuple[int, ...]:
+    """First edge of each weight layer, plus the number of edges (edge blocks are contiguous)."""
+    counts = torch.bincount(spec.templates.edge_layer, minlength=spec.n_layers).tolist()
+    starts = [0]
+    for c in counts:
+        starts.append(starts[-1] + c)
+    return tuple(starts)
 
 
 @functools.cache

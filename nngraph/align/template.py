@@ -1,0 +1,92 @@
+"""Align every INR of a dataset once to a shared template and keep the permutations.
+
+With each row ``i`` aligned to the template by ``pi_i``, row ``j`` aligned to row ``i`` is
+``relabel(j, pi_j then pi_i^-1)``: aligned MixUp in the training loop becomes a gather.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from nngraph.align.weight_matching import apply_perms, weight_matching
+from nngraph.graph.spec import ArchSpec
+from nngraph.io import atomic_torch_save, load_torch_file
+
+__all__ = ["AlignmentCache", "align_to_template"]
+
+
+@dataclass
+class AlignmentCache:
+    """``perms[k][i]`` relabels row ``i``'s hidden layer ``k`` into the template's frame."""
+
+    perms: list[Tensor]  # one [N, n_k] long tensor per hidden layer
+    template: Tensor  # [P]
+    spec: ArchSpec
+    fingerprint: dict
+
+    def __len__(self) -> int:
+        return len(self.perms[0]) if self.perms else 0
+
+    def perms_for(self, rows: Tensor) -> list[Tensor]:
+        """Template permutations of the given rows, ``[B, n_k]`` per hidden layer."""
+        rows = rows.long().cpu()
+        if len(rows) and (int(rows.max()) >= len(self) or int(rows.min()) < 0):
+            raise ValueError(f"rows out of range for an alignment cache of {len(self)} INRs")
+        return [p[rows] for p in self.perms]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return atomic_torch_save(
+            {"format": "nngraph.alignment", "perms": self.perms, "template": self.template,
+             "spec": self.spec.to_dict(), "fingerprint": self.fingerprint},
+            path,
+        )  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AlignmentCache:
+        payload = load_torch_file(path, what="alignment cache")
+        if not isinstance(payload, dict) or payload.get("format") != "nngraph.alignment":
+            raise ValueError(f"{path} is not an nngraph alignment cache")
+        return cls(payload["perms"], payload["template"], ArchSpec.from_dict(payload["spec"]),
+                   payload["fingerprint"])  # fmt: skip
+
+
+def fingerprint(params: Tensor, spec: ArchSpec) -> dict:
+    """Cheap identity of a parameter matrix (size, spec, sums of its first and last rows)."""
+    head, tail = params[:256].double().sum().item(), params[-256:].double().sum().item()
+    return {"rows": len(params), "spec": spec.to_dict(), "head": head, "tail": tail}
+
+
+def align_to_template(
+    params: Tensor,
+    spec: ArchSpec,
+    *,
+    rounds: int = 2,
+    template_row: int = 0,
+    max_iter: int = 100,
+    progress: bool = True,
+) -> AlignmentCache:
+    """Weight-match every row of ``params [N, P]`` to a template: row ``template_row`` in the first
+    round, then the mean of the rows as aligned by the round before (a better-centred template)."""
+    params = params.detach()
+    template = params[template_row].clone().float()
+    perms: list[Tensor] = []
+    for r in range(rounds):
+        per_row = []
+        for row in tqdm(params, desc=f"aligning to template ({r + 1}/{rounds})", unit="INR",
+                        disable=not progress):  # fmt: skip
+            per_row.append(weight_matching(template, row, spec, max_iter=max_iter))
+        perms = [torch.stack([p[k] for p in per_row]) for k in range(spec.n_layers - 1)]
+        if r + 1 < rounds:
+            aligned_sum = torch.zeros(spec.num_params, dtype=torch.float64)
+            for lo in range(0, len(params), 4096):
+                rows_perms = [p[lo : lo + 4096] for p in perms]
+                block = apply_perms(params[lo : lo + 4096].float(), rows_perms, spec)
+                aligned_sum += block.double().sum(0)
+            template = (aligned_sum / len(params)).float()
+    return AlignmentCache(perms, template, spec, fingerprint(params, spec))

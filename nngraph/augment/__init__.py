@@ -1,0 +1,103 @@
+"""Weight-space augmentations as PyG transforms on neural-graph batches, and their registry.
+
+``build_augmentation("siren_neg")``, ``build_augmentation(["siren_neg", "mixup_align"])`` or
+``build_augmentation({"translate": {"max_shift": 0.1}, "mixup": {}})`` (a Hydra ``aug`` node) give
+one transform; ``None``, ``"none"`` or ``[]`` give the identity.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch_geometric.transforms import BaseTransform, Compose
+
+from nngraph.augment.base import GraphAugmentation, GraphView
+from nngraph.augment.generic import Dropout, GaussianNoise, QuantileDropout
+from nngraph.augment.input_space import Rotate, Scale, Translate
+from nngraph.augment.mixup import MixUp, MixUpAlign, MixUpPerm
+from nngraph.augment.symmetry import Permute, PositiveScale, SirenBias, SirenNegation
+
+__all__ = [
+    "AUGMENTATIONS",
+    "Dropout",
+    "GaussianNoise",
+    "GraphAugmentation",
+    "GraphView",
+    "MixUp",
+    "MixUpAlign",
+    "MixUpPerm",
+    "Permute",
+    "PositiveScale",
+    "QuantileDropout",
+    "Rotate",
+    "Scale",
+    "SirenBias",
+    "SirenNegation",
+    "Translate",
+    "build_augmentation",
+]
+
+#: config name -> augmentation class (the names of ``nngraph/configs/aug/*.yaml``)
+AUGMENTATIONS: dict[str, type[GraphAugmentation]] = {
+    "translate": Translate,
+    "rotate": Rotate,
+    "scale": Scale,
+    "gaussian_noise": GaussianNoise,
+    "dropout": Dropout,
+    "quantile_dropout": QuantileDropout,
+    "siren_neg": SirenNegation,
+    "siren_bias": SirenBias,
+    "positive_scale": PositiveScale,
+    "permute": Permute,
+    "mixup": MixUp,
+    "mixup_perm": MixUpPerm,
+    "mixup_align": MixUpAlign,
+}
+
+
+def build_augmentation(
+    config: str | Sequence[str] | Mapping[str, Mapping[str, Any] | None] | None,
+    **context: Any,
+) -> BaseTransform:
+    """One transform from names or a name -> options mapping, applied in the given order.
+
+    ``context`` (``num_classes``, ``cache``, ``seed``, ``generator``, ...) goes to every
+    augmentation that takes it, so a pipeline is configured once.
+    """
+    if config is None or config == "none":
+        items: list[tuple[str, Mapping[str, Any]]] = []
+    elif isinstance(config, str):
+        items = [(config, {})]
+    elif isinstance(config, Mapping):
+        items = [(str(k), dict(v or {})) for k, v in config.items()]
+    else:
+        items = [(str(k), {}) for k in config]
+    transforms = []
+    for name, options in items:
+        if name == "none":
+            continue
+        if name not in AUGMENTATIONS:
+            raise ValueError(
+                f"unknown augmentation {name!r}; known: none, {', '.join(sorted(AUGMENTATIONS))}"
+            )
+        cls = AUGMENTATIONS[name]
+        accepted = _accepted(cls)
+        kwargs = {k: v for k, v in context.items() if k in accepted}
+        try:
+            transforms.append(cls(**{**kwargs, **options}))
+        except TypeError as err:
+            raise ValueError(f"bad options for augmentation {name!r}: {err}") from err
+    return transforms[0] if len(transforms) == 1 else Compose(transforms)
+
+
+def _accepted(cls: type) -> set[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        names |= {
+            p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "kw")
+        }
+    return names

@@ -1,0 +1,138 @@
+"""MixUp in weight space: interpolate two graphs of one architecture and their labels.
+
+Partners are drawn within the batch (a random permutation of it). ``mixup`` mixes as they are;
+``mixup_perm`` first relabels the partner at random; ``mixup_align`` first aligns the partner to the
+sample by weight matching, through a cached alignment to a template when one is given (a gather),
+or pair by pair otherwise (exact, slower). With hard labels the output's ``y`` is the mixed one-hot
+``lam * onehot(y) + (1 - lam) * onehot(y_partner)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nngraph.align.template import AlignmentCache
+from nngraph.align.weight_matching import compose_perms, invert_perms, weight_matching_batch
+from nngraph.augment.base import GraphAugmentation, GraphView
+from nngraph.graph.convert import Graph, to_params
+from nngraph.graph.relabel import random_perms, relabel_indices
+
+__all__ = ["MixUp", "MixUpAlign", "MixUpPerm"]
+
+
+class MixUp(GraphAugmentation):
+    """``lam * sample + (1 - lam) * partner``, ``lam ~ U(0, 1)`` (or ``Beta(alpha, alpha)``, or the
+    fixed ``lam``) per graph. The last draw is kept in ``last_lam`` and ``last_partner``."""
+
+    def __init__(
+        self,
+        num_classes: int | None = None,
+        alpha: float | None = None,
+        lam: float | None = None,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        self.num_classes, self.alpha, self.lam = num_classes, alpha, lam
+        self.last_lam: Tensor | None = None
+        self.last_partner: Tensor | None = None
+
+    def partner_indices(
+        self, data: Graph, view: GraphView, partner: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Gather indices ``(node [B*N], edge [B*E])`` into the batch that give each graph's partner
+        (in the frame it is mixed in)."""
+        n, e = view.t.num_nodes, view.t.num_edges
+        nodes = (partner.unsqueeze(1) * n + torch.arange(n, device=view.device)).reshape(-1)
+        edges = (partner.unsqueeze(1) * e + torch.arange(e, device=view.device)).reshape(-1)
+        return nodes, edges
+
+    def augment(self, data: Graph, view: GraphView) -> Graph:
+        b = view.b
+        partner = self.permutation(b, view.device)
+        lam = self._lambda(b, view.device).to(view.x.dtype)
+        nodes, edges = self.partner_indices(data, view, partner)
+        xp = data.x[nodes].view_as(view.x)
+        ep = data.edge_attr[edges].view_as(view.e)
+        w = lam.view(b, 1, 1)
+        x = torch.lerp(xp, view.x, w)  # w * sample + (1 - w) * partner
+        e = torch.lerp(ep, view.e, w)
+        fields = {}
+        y = getattr(data, "y", None)
+        if y is not None:
+            soft = self._soft(y)
+            fields["y"] = torch.lerp(soft[partner], soft, lam.view(b, 1).to(soft.dtype))
+        self.last_lam, self.last_partner = lam, partner
+        return self.replace(data, view, x=x, e=e, **fields)
+
+    def _lambda(self, b: int, device: torch.device) -> Tensor:
+        if self.lam is not None:
+            return torch.full((b,), float(self.lam), device=device)
+        u = self.uniform(b, low=0.0, high=1.0, device=device)
+        if self.alpha is None:
+            return u
+        # torch's Beta takes no generator: seed numpy's from this augmentation's draws instead
+        seed = int((u * 2**31).long().sum().item())
+        draws = np.random.default_rng(seed).beta(self.alpha, self.alpha, size=b)
+        return torch.as_tensor(draws, dtype=torch.float32, device=device)
+
+    def _soft(self, y: Tensor) -> Tensor:
+        if y.dim() == 2:
+            return y.float()
+        if self.num_classes is None:
+            raise ValueError(
+                "MixUp of hard labels needs num_classes (the one-hot size); pass num_classes="
+            )
+        return F.one_hot(y.long(), self.num_classes).float()
+
+
+class MixUpPerm(MixUp):
+    """MixUp after a uniformly random relabeling of each partner."""
+
+    def partner_indices(
+        self, data: Graph, view: GraphView, partner: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        nodes, edges = super().partner_indices(data, view, partner)
+        perms = random_perms(view.spec, view.b, generator=self.generator, device=view.device)
+        node_idx, edge_idx = relabel_indices(view.spec, perms, view.b, device=view.device,
+                                             validate=False)  # fmt: skip
+        return nodes[node_idx], edges[edge_idx]
+
+
+class MixUpAlign(MixUp):
+    """MixUp after aligning each partner to its sample by weight matching.
+
+    With ``cache`` (an :class:`AlignmentCache` of the store, see ``align_to_template``) the batch
+    must carry its store rows in ``idx`` and alignment is a gather: partner ``j`` goes to sample
+    ``i``'s frame by ``pi_j`` then ``pi_i^-1``. Without a cache every pair is weight-matched.
+    """
+
+    def __init__(self, cache: AlignmentCache | None = None, max_iter: int = 100, **kw) -> None:
+        super().__init__(**kw)
+        self.cache, self.max_iter = cache, max_iter
+
+    def partner_indices(
+        self, data: Graph, view: GraphView, partner: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        nodes, edges = super().partner_indices(data, view, partner)
+        if self.cache is not None:
+            rows = getattr(data, "idx", None)
+            if rows is None:
+                raise ValueError(
+                    "MixUpAlign with a cache needs each graph's store row in batch.idx "
+                    "(to_graph_batch(params, spec, idx=rows))"
+                )
+            to_template = self.cache.perms_for(rows)
+            partner_cpu = partner.cpu()
+            perms = compose_perms([p[partner_cpu] for p in to_template], invert_perms(to_template))
+        else:
+            params = to_params(data).detach().cpu()
+            perms = weight_matching_batch(params, params[partner.cpu()], view.spec,
+                                          max_iter=self.max_iter)  # fmt: skip
+        node_idx, edge_idx = relabel_indices(
+            view.spec, [p.to(view.device) for p in perms], view.b, device=view.device,
+            validate=False,
+        )  # fmt: skip
+        return nodes[node_idx], edges[edge_idx]

@@ -1,0 +1,110 @@
+"""Weight matching: exact recovery of a relabeling, never worse than no alignment, better
+midpoints (linear mode connectivity), and the template cache behind fast aligned MixUp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from nngraph.align import (
+    AlignmentCache,
+    align_to_template,
+    apply_perms,
+    compose_perms,
+    invert_perms,
+    weight_matching,
+)
+from nngraph.augment import MixUpAlign
+from nngraph.data import load_source
+from nngraph.graph import ArchSpec, from_params, random_relabel, to_graph_batch, to_params
+from nngraph.inr import fit_inrs, mlp_forward
+from nngraph.inr.functional import coordinate_grid
+from tests.helpers import SPECS, random_network, spec_id
+
+HIDDEN = [s for s in SPECS if s.n_layers > 1]
+
+
+def _params(spec: ArchSpec, seed: int) -> torch.Tensor:
+    return torch.nn.utils.parameters_to_vector(random_network(spec, seed).parameters()).detach()
+
+
+@pytest.mark.parametrize("spec", HIDDEN, ids=spec_id)
+def test_a_relabeled_copy_aligns_back_exactly(spec: ArchSpec) -> None:
+    a = _params(spec, 0)
+    for seed in range(5):
+        g, perms = random_relabel(
+            from_params(a, spec), torch.Generator().manual_seed(seed), return_perms=True
+        )
+        b = to_params(g)
+        found = weight_matching(a, b, spec)
+        assert torch.equal(apply_perms(b, found, spec), a)  # zero distance
+        assert all(torch.equal(f, p[0].argsort()) for f, p in zip(found, perms))
+
+
+@pytest.mark.parametrize("spec", HIDDEN, ids=spec_id)
+def test_alignment_never_increases_the_distance(spec: ArchSpec) -> None:
+    for seed in range(10):
+        a, b = _params(spec, 2 * seed), _params(spec, 2 * seed + 1)
+        aligned = apply_perms(b, weight_matching(a, b, spec), spec)
+        assert (a - aligned).norm() <= (a - b).norm() + 1e-6
+
+
+def test_perm_algebra() -> None:
+    spec = ArchSpec((2, 5, 4, 1))
+    gen = torch.Generator().manual_seed(0)
+    p = [torch.randperm(5, generator=gen), torch.randperm(4, generator=gen)]
+    q = [torch.randperm(5, generator=gen), torch.randperm(4, generator=gen)]
+    x = _params(spec, 3)
+    both = apply_perms(apply_perms(x, p, spec), q, spec)
+    assert torch.equal(both, apply_perms(x, compose_perms(p, q), spec))
+    assert torch.equal(apply_perms(apply_perms(x, p, spec), invert_perms(p), spec), x)
+
+
+def test_aligned_midpoints_draw_their_images_better() -> None:
+    """Linear mode connectivity, the argument behind mixup_align, on fitted digit INRs."""
+    spec = ArchSpec.siren()
+    digits = load_source("digits")
+    rows = torch.cat([(digits.labels == c).nonzero().flatten()[:6] for c in range(4)])
+    fit = fit_inrs(digits.images[rows], spec, steps=300, progress=False)
+    grid = coordinate_grid(8, 8)
+    naive_err, aligned_err = [], []
+    for c in range(4):
+        for i, j in ((0, 1), (2, 3), (4, 5)):
+            a, b = fit.params[6 * c + i], fit.params[6 * c + j]
+            img = digits.images[rows[[6 * c + i, 6 * c + j]]].reshape(2, 64, 1)
+            for mid, errs in (
+                (0.5 * (a + b), naive_err),
+                (0.5 * (a + apply_perms(b, weight_matching(a, b, spec), spec)), aligned_err),
+            ):
+                out = mlp_forward(mid.unsqueeze(0), grid, spec)
+                errs.append(float(((out - img) ** 2).mean()))
+    naive, aligned = sum(naive_err) / 12, sum(aligned_err) / 12
+    print(f"midpoint MSE to the two images: naive {naive:.4f}, aligned {aligned:.4f}")
+    assert aligned < naive
+
+
+def test_template_cache_makes_aligned_mixup_a_gather(tmp_path: Path) -> None:
+    spec = ArchSpec.siren(hidden_dim=12)
+    base = _params(spec, 0)
+    copies = torch.stack(
+        [to_params(random_relabel(from_params(base, spec), torch.Generator().manual_seed(s)))
+         for s in range(6)]
+    )  # fmt: skip
+    cache = align_to_template(copies, spec, progress=False)
+    assert len(cache) == 6
+    in_template = apply_perms(copies, cache.perms, spec)
+    assert torch.equal(in_template, in_template[0].expand_as(in_template))  # all in one frame
+    path = cache.save(tmp_path / "s.pt.align.pt")
+    loaded = AlignmentCache.load(path)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.perms, cache.perms))
+    g = to_graph_batch(copies, spec, y=torch.arange(6) % 2, idx=torch.arange(6))
+    out = MixUpAlign(cache=loaded, num_classes=2, lam=0.3, seed=0)(g)
+    # each copy mixed with its partner brought into its own frame: the copy itself, unchanged
+    torch.testing.assert_close(to_params(out), copies, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="rows out of range"):
+        cache.perms_for(torch.tensor([6]))
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="alignment cache .*bad.pt is corrupt"):
+        AlignmentCache.load(tmp_path / "bad.pt")
