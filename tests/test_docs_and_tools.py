@@ -41,15 +41,17 @@ def test_readme_quickstart_is_two_lines_and_ci_runs_the_test_line() -> None:
     [
         ["benchmarks.graph_batch", "--batch", "8", "--repeats", "2"],
         ["benchmarks.fit", "--inrs", "4", "--naive-inrs", "1", "--steps", "2", "--repeats", "1"],
+        ["benchmarks.augment", "--batch", "8", "--repeats", "2"],
+        ["benchmarks.align", "--pairs", "3", "--inrs", "8", "--batch", "4", "--repeats", "2"],
     ],
     ids=lambda a: a[0],
 )
-def test_benchmarks_run_and_end_with_a_ratio(args: list[str]) -> None:
+def test_benchmarks_run_and_end_with_their_figure(args: list[str]) -> None:
     out = subprocess.run(
         [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     last = out.strip().splitlines()[-1]
-    assert re.fullmatch(r"ratio=\d+(\.\d+)?", last), last
+    assert re.fullmatch(r"(ratio|overhead)=-?\d+(\.\d+)?", last), last
 
 
 def test_ruff_clean() -> None:

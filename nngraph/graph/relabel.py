@@ -33,8 +33,8 @@ def relabel(g: Graph, perms: Sequence[Tensor], *, validate: bool = True) -> Grap
     b = num_graphs(g)
     node_idx, edge_idx = relabel_indices(spec, perms, b, device=g.x.device, validate=validate)
     out = copy.copy(g)
-    out.x = g.x[node_idx]
-    out.edge_attr = g.edge_attr[edge_idx]
+    out.x = g.x.index_select(0, node_idx)
+    out.edge_attr = g.edge_attr.index_select(0, edge_idx)
     return out
 
 
@@ -89,11 +89,21 @@ def relabel_indices(
         if validate:
             _check_perm(p, stop - start, b, layer)
         sigma[:, start:stop] = start + p.long().expand(b, stop - start)
-    local = t.node_local[sigma]  # [B, N]: within-layer index of the old node at each position
+    # int32 arithmetic where it fits: the index math is memory-bound, so half the bytes is about
+    # twice the speed (PyTorch indexes with int32 as well as int64)
+    small = b * max(t.num_edges, n) < 2**31
+    itype = torch.int32 if small else torch.long
+    # within-layer index of the old node at each position (sigma never leaves a layer)
+    local = (sigma - (torch.arange(n, device=sigma.device) - t.node_local)).to(itype)  # [B, N]
+    # gathered node-major ([N, B] rows are contiguous copies), then turned back to [B, E]
+    local_t = local.t().contiguous()
     src, dst = t.edge_index
-    edge_local = t.edge_block_start + local[:, dst] * t.edge_fan_in + local[:, src]  # [B, E]
-    graphs = torch.arange(b, device=sigma.device).unsqueeze(1)
-    node_idx = (sigma + graphs * n).reshape(-1)
+    edge_local = local_t.index_select(0, dst).mul_(t.edge_fan_in.to(itype).unsqueeze(1))
+    edge_local += local_t.index_select(0, src)
+    edge_local += t.edge_block_start.to(itype).unsqueeze(1)
+    edge_local = edge_local.t()  # [B, E]
+    graphs = torch.arange(b, device=sigma.device, dtype=itype).unsqueeze(1)
+    node_idx = (sigma.to(itype) + graphs * n).reshape(-1)
     edge_idx = (edge_local + graphs * t.num_edges).reshape(-1)
     return node_idx, edge_idx
 
