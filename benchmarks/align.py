@@ -19,7 +19,13 @@ from torch import nn
 from torch_geometric.nn import GINEConv, global_mean_pool
 
 from benchmarks._timing import machine, median_seconds
-from nngraph.align import align_to_template, apply_perms, weight_matching
+from nngraph.align import (
+    align_to_template,
+    apply_alignment,
+    apply_perms,
+    signed_weight_matching,
+    weight_matching,
+)
 from nngraph.augment import build_augmentation
 from nngraph.data import load_source
 from nngraph.graph import ArchSpec, to_graph_batch
@@ -43,23 +49,31 @@ class StandInModel(nn.Module):
         return self.head(global_mean_pool(h, g.batch))
 
 
-def midpoint_errors(spec: ArchSpec, per_class: int = 6, classes: int = 10) -> tuple[float, float]:
+def midpoint_errors(
+    spec: ArchSpec, per_class: int = 6, classes: int = 10
+) -> tuple[float, float, float]:
     """Mean squared error of the midpoint INR of same-class digit pairs against the pair's two
-    images, naive and after weight matching (linear mode connectivity, behind mixup_align)."""
+    images: naive, after weight matching, and after signed weight matching (linear mode
+    connectivity, the argument behind mixup_align)."""
     digits = load_source("digits")
     rows = torch.cat([(digits.labels == c).nonzero().flatten()[:per_class] for c in range(classes)])
     fit = fit_inrs(digits.images[rows], spec, progress=False)
     grid = coordinate_grid(8, 8)
-    naive, aligned = [], []
+    errors: dict[str, list[float]] = {"naive": [], "perm": [], "signed": []}
     for start in range(0, len(rows), 2):
         a, b = fit.params[start], fit.params[start + 1]
         images = digits.images[rows[start : start + 2]].reshape(2, 64, 1)
-        for mid, errs in (
-            (0.5 * (a + b), naive),
-            (0.5 * (a + apply_perms(b, weight_matching(a, b, spec), spec)), aligned),
-        ):
-            errs.append(float(((mlp_forward(mid[None], grid, spec) - images) ** 2).mean()))
-    return sum(naive) / len(naive), sum(aligned) / len(aligned)
+        perms, signs = signed_weight_matching(a, b, spec)
+        partners = {
+            "naive": b,
+            "perm": apply_perms(b, weight_matching(a, b, spec), spec),
+            "signed": apply_alignment(b, perms, spec, signs),
+        }
+        for key, partner in partners.items():
+            out = mlp_forward((0.5 * (a + partner))[None], grid, spec)
+            errors[key].append(float(((out - images) ** 2).mean()))
+    naive, perm, signed = (sum(v) / len(v) for v in errors.values())
+    return naive, perm, signed
 
 
 def main() -> None:
@@ -115,7 +129,7 @@ def main() -> None:
     g = to_graph_batch(params[rows], spec, y=labels[rows], idx=rows)
     aug_plain = median_seconds(lambda: plain(g), args.repeats)
     aug_aligned = median_seconds(lambda: aligned(g), args.repeats)
-    naive_mid, aligned_mid = midpoint_errors(spec)
+    naive_mid, aligned_mid, signed_mid = midpoint_errors(spec)
 
     print(machine())
     print(f"weight matching, {spec}: {pairs_per_s:,.0f} pairs/s ({args.pairs} random pairs)")
@@ -124,8 +138,9 @@ def main() -> None:
           f"mixup_align (cache) {t_aligned * 1e3:.1f} ms")  # fmt: skip
     print(f"augmentation alone: mixup {aug_plain * 1e3:.2f} ms, mixup_align (cache) "
           f"{aug_aligned * 1e3:.2f} ms")  # fmt: skip
-    print(f"midpoints of same-class digit INR pairs, MSE to their two images: naive "
-          f"{naive_mid:.4f}, aligned {aligned_mid:.4f}")  # fmt: skip
+    print(f"midpoints of 30 same-class digit INR pairs, MSE to their two images: naive "
+          f"{naive_mid:.4f}, weight matching {aligned_mid:.4f}, signed weight matching "
+          f"{signed_mid:.4f}")  # fmt: skip
     print(f"overhead={(t_aligned - t_plain) / t_plain:.3f}")
 
 

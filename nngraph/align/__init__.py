@@ -2,9 +2,14 @@
 
 from nngraph.align.template import AlignmentCache, align_to_template
 from nngraph.align.weight_matching import (
+    apply_alignment,
     apply_perms,
+    apply_signs,
     compose_perms,
+    compose_signed,
     invert_perms,
+    invert_signed,
+    signed_weight_matching,
     weight_matching,
     weight_matching_batch,
 )
@@ -12,9 +17,14 @@ from nngraph.align.weight_matching import (
 __all__ = [
     "AlignmentCache",
     "align_to_template",
+    "apply_alignment",
     "apply_perms",
+    "apply_signs",
     "compose_perms",
+    "compose_signed",
     "invert_perms",
+    "invert_signed",
+    "signed_weight_matching",
     "weight_matching",
     "weight_matching_batch",
 ]

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from nngraph.align.weight_matching import apply_perms, weight_matching
+from nngraph.align.weight_matching import apply_alignment, signed_weight_matching, weight_matching
 from nngraph.graph.spec import ArchSpec
 from nngraph.io import atomic_torch_save, load_torch_file
 
@@ -29,6 +29,7 @@ class AlignmentCache:
     template: Tensor  # [P]
     spec: ArchSpec
     fingerprint: dict
+    signs: list[Tensor] | None = None  # [N, n_k] +-1 per hidden layer, for signed alignment
 
     def __len__(self) -> int:
         return len(self.perms[0]) if self.perms else 0
@@ -40,10 +41,17 @@ class AlignmentCache:
             raise ValueError(f"rows out of range for an alignment cache of {len(self)} INRs")
         return [p[rows] for p in self.perms]
 
+    def signs_for(self, rows: Tensor) -> list[Tensor]:
+        """Template signs of the given rows (a cache built with ``signed=True``)."""
+        if self.signs is None:
+            raise ValueError("this alignment cache was built without signs (signed=False)")
+        self.perms_for(rows)  # range check
+        return [s[rows.long().cpu()] for s in self.signs]
+
     def save(self, path: str | os.PathLike) -> Path:
         return atomic_torch_save(
             {"format": "nngraph.alignment", "perms": self.perms, "template": self.template,
-             "spec": self.spec.to_dict(), "fingerprint": self.fingerprint},
+             "spec": self.spec.to_dict(), "fingerprint": self.fingerprint, "signs": self.signs},
             path,
         )  # fmt: skip
 
@@ -53,7 +61,7 @@ class AlignmentCache:
         if not isinstance(payload, dict) or payload.get("format") != "nngraph.alignment":
             raise ValueError(f"{path} is not an nngraph alignment cache")
         return cls(payload["perms"], payload["template"], ArchSpec.from_dict(payload["spec"]),
-                   payload["fingerprint"])  # fmt: skip
+                   payload["fingerprint"], payload.get("signs"))  # fmt: skip
 
 
 def fingerprint(params: Tensor, spec: ArchSpec) -> dict:
@@ -69,24 +77,34 @@ def align_to_template(
     rounds: int = 2,
     template_row: int = 0,
     max_iter: int = 100,
+    signed: bool = False,
     progress: bool = True,
 ) -> AlignmentCache:
     """Weight-match every row of ``params [N, P]`` to a template: row ``template_row`` in the first
-    round, then the mean of the rows as aligned by the round before (a better-centred template)."""
+    round, then the mean of the rows as aligned by the round before (a better-centred template).
+    ``signed`` matches neuron negations too (see ``signed_weight_matching``)."""
     params = params.detach()
     template = params[template_row].clone().float()
     perms: list[Tensor] = []
+    signs: list[Tensor] | None = None
+    layers = range(spec.n_layers - 1)
     for r in range(rounds):
         per_row = []
         for row in tqdm(params, desc=f"aligning to template ({r + 1}/{rounds})", unit="INR",
                         disable=not progress):  # fmt: skip
-            per_row.append(weight_matching(template, row, spec, max_iter=max_iter))
-        perms = [torch.stack([p[k] for p in per_row]) for k in range(spec.n_layers - 1)]
+            if signed:
+                per_row.append(signed_weight_matching(template, row, spec, max_iter=max_iter))
+            else:
+                per_row.append((weight_matching(template, row, spec, max_iter=max_iter), None))
+        perms = [torch.stack([p[0][k] for p in per_row]) for k in layers]
+        signs = [torch.stack([p[1][k] for p in per_row]) for k in layers] if signed else None
         if r + 1 < rounds:
             aligned_sum = torch.zeros(spec.num_params, dtype=torch.float64)
             for lo in range(0, len(params), 4096):
-                rows_perms = [p[lo : lo + 4096] for p in perms]
-                block = apply_perms(params[lo : lo + 4096].float(), rows_perms, spec)
+                part = slice(lo, lo + 4096)
+                block_signs = [s[part] for s in signs] if signs is not None else None
+                block_perms = [p[part] for p in perms]
+                block = apply_alignment(params[part].float(), block_perms, spec, block_signs)
                 aligned_sum += block.double().sum(0)
             template = (aligned_sum / len(params)).float()
-    return AlignmentCache(perms, template, spec, fingerprint(params, spec))
+    return AlignmentCache(perms, template, spec, fingerprint(params, spec), signs)

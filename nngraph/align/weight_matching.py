@@ -53,65 +53,112 @@ def weight_matching(
     ``target`` (flat parameters ``[P]``): ``relabel(graph(other), perms)`` is as close to
     ``target`` as coordinate descent finds. The layer order is drawn from ``generator`` (a fixed
     seed when none is given, so the same pair always gets the same answer)."""
+    return _match(target, other, spec, max_iter, generator, signed=False)[0]
+
+
+def signed_weight_matching(
+    target: Tensor,
+    other: Tensor,
+    spec: ArchSpec,
+    *,
+    max_iter: int = 100,
+    generator: torch.Generator | None = None,
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Weight matching over permutations *and* neuron negations, the symmetries of odd activations
+    (SIREN's sine, tanh): returns ``(perms, signs)``; ``apply_alignment(other, perms, spec, signs)``
+    is the aligned network. An extension of Git Re-Basin for SIRENs, not the paper's method."""
+    if spec.activation not in ("sine", "tanh", "identity"):
+        raise ValueError(f"negation is a symmetry of odd activations only; {spec} is not one")
+    return _match(target, other, spec, max_iter, generator, signed=True)
+
+
+def _match(
+    target: Tensor,
+    other: Tensor,
+    spec: ArchSpec,
+    max_iter: int,
+    generator: torch.Generator | None,
+    signed: bool,
+) -> tuple[list[Tensor], list[Tensor]]:
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     wa, ba = _layers(target.detach().double(), spec)
     wb, bb = _layers(other.detach().double(), spec)
     hidden = list(range(1, spec.n_layers))  # node layers whose neurons may move
     sizes = spec.layer_sizes
+    State = dict[int, tuple[Tensor, Tensor]]  # layer -> (perm, sign)
 
-    def cost(h: int, perms: dict[int, Tensor], outgoing: bool = True) -> Tensor:
+    def frame(state: State, h: int) -> tuple[Tensor, Tensor]:
+        fixed = (torch.arange(sizes[h]), torch.ones(sizes[h], dtype=torch.float64))
+        return state.get(h, fixed)
+
+    def cost(h: int, state: State, outgoing: bool = True) -> Tensor:
         """Similarity of target neuron i and other neuron j of layer h, neighbours fixed."""
-        prev = perms.get(h - 1, torch.arange(sizes[h - 1]))
-        c = torch.einsum("ikf,jkf->ij", wa[h - 1], wb[h - 1][:, prev])
+        prev, prev_sign = frame(state, h - 1)
+        c = torch.einsum("ikf,jkf->ij", wa[h - 1], wb[h - 1][:, prev] * prev_sign[None, :, None])
         c += ba[h - 1] @ bb[h - 1].T
         if outgoing:
-            nxt = perms.get(h + 1, torch.arange(sizes[h + 1]))
-            c += torch.einsum("mif,mjf->ij", wa[h], wb[h][nxt])
+            nxt, nxt_sign = frame(state, h + 1)
+            c += torch.einsum("mif,mjf->ij", wa[h], wb[h][nxt] * nxt_sign[:, None, None])
         return c
 
-    def solve(c: Tensor) -> Tensor:
-        return torch.as_tensor(linear_sum_assignment(c.numpy(), maximize=True)[1], dtype=torch.long)
+    def solve(c: Tensor) -> tuple[Tensor, Tensor]:
+        cols = linear_sum_assignment((c.abs() if signed else c).numpy(), maximize=True)[1]
+        perm = torch.as_tensor(cols, dtype=torch.long)
+        sign = torch.ones(len(perm), dtype=torch.float64)
+        if signed:
+            sign = torch.where(c[torch.arange(len(perm)), perm] < 0, -1.0, 1.0).double()
+        return perm, sign
 
-    def descend(perms: dict[int, Tensor]) -> dict[int, Tensor]:
+    def value(c: Tensor, perm: Tensor, sign: Tensor) -> float:
+        return float((c[torch.arange(len(perm)), perm] * sign).sum())
+
+    def descend(state: State) -> State:
         for _ in range(max_iter):
             changed = False
             for h in (hidden[i] for i in torch.randperm(len(hidden), generator=generator).tolist()):
-                c = cost(h, perms)
+                c = cost(h, state)
                 new = solve(c)
-                rows = torch.arange(len(new))
-                if c[rows, new].sum() > c[rows, perms[h]].sum() + 1e-12:
-                    perms[h], changed = new, True
+                if value(c, *new) > value(c, *state[h]) + 1e-12:
+                    state[h], changed = new, True
             if not changed:
                 break
-        return perms
+        return state
 
-    def score(perms: dict[int, Tensor]) -> float:
+    def score(state: State) -> float:
         total = 0.0
         for layer in range(spec.n_layers):
-            rows = perms.get(layer + 1, torch.arange(sizes[layer + 1]))
-            cols = perms.get(layer, torch.arange(sizes[layer]))
-            total += float((wa[layer] * wb[layer][rows][:, cols]).sum())
-            total += float((ba[layer] * bb[layer][rows]).sum())
+            rows, row_sign = frame(state, layer + 1)
+            cols, col_sign = frame(state, layer)
+            moved = wb[layer][rows][:, cols] * row_sign[:, None, None] * col_sign[None, :, None]
+            total += float((wa[layer] * moved).sum())
+            total += float((ba[layer] * bb[layer][rows] * row_sign[:, None]).sum())
         return total
 
     # Two starts: the identity, and a pass from the inputs that matches each layer on its incoming
     # weights and bias alone (the layer before it already matched). The better one wins; the
     # identity start keeps the promise that alignment never increases the distance.
-    from_identity = descend({h: torch.arange(sizes[h]) for h in hidden})
-    forward: dict[int, Tensor] = {}
+    identity = {
+        h: (torch.arange(sizes[h]), torch.ones(sizes[h], dtype=torch.float64)) for h in hidden
+    }
+    from_identity = descend(identity)
+    forward: State = {}
     for h in hidden:
         forward[h] = solve(cost(h, forward, outgoing=False))
     from_inputs = descend(forward)
     best = max((from_identity, from_inputs), key=score)
-    return [best[h] for h in hidden]
+    return [best[h][0] for h in hidden], [best[h][1].float() for h in hidden]
 
 
 def weight_matching_batch(
-    target: Tensor, other: Tensor, spec: ArchSpec, *, max_iter: int = 100
-) -> list[Tensor]:
-    """:func:`weight_matching` for rows ``[B, P]`` pairwise; permutations ``[B, n_l]``."""
-    per_pair = [weight_matching(a, b, spec, max_iter=max_iter) for a, b in zip(target, other)]
-    return [torch.stack([p[k] for p in per_pair]) for k in range(spec.n_layers - 1)]
+    target: Tensor, other: Tensor, spec: ArchSpec, *, max_iter: int = 100, signed: bool = False
+) -> tuple[list[Tensor], list[Tensor] | None]:
+    """Weight matching of rows ``[B, P]`` pairwise: permutations ``[B, n_l]`` per hidden layer,
+    and signs ``[B, n_l]`` when ``signed`` (else ``None``)."""
+    per_pair = [_match(a, b, spec, max_iter, None, signed=signed) for a, b in zip(target, other)]
+    layers = range(spec.n_layers - 1)
+    perms = [torch.stack([p[0][k] for p in per_pair]) for k in layers]
+    signs = [torch.stack([p[1][k] for p in per_pair]) for k in layers] if signed else None
+    return perms, signs
 
 
 def apply_perms(params: Tensor, perms: list[Tensor], spec: ArchSpec) -> Tensor:
@@ -119,6 +166,47 @@ def apply_perms(params: Tensor, perms: list[Tensor], spec: ArchSpec) -> Tensor:
     rows = params.unsqueeze(0) if params.dim() == 1 else params
     out = to_params(relabel(to_graph_batch(rows, spec), [p.to(rows.device) for p in perms]))
     return out[0] if params.dim() == 1 else out
+
+
+def apply_signs(params: Tensor, signs: list[Tensor], spec: ArchSpec) -> Tensor:
+    """Negate hidden neurons of flat parameters ``[B, P]`` (or ``[P]``) where ``signs`` (``[B, n]``
+    or ``[n]`` per hidden layer) is -1: bias and incoming weights, and outgoing weights."""
+    rows = params.unsqueeze(0) if params.dim() == 1 else params
+    g = to_graph_batch(rows, spec)
+    t = spec.templates_on(rows.device)
+    node_sign = torch.ones(len(rows), t.num_nodes, dtype=rows.dtype, device=rows.device)
+    for k, layer in enumerate(t.hidden_layers):
+        node_sign[:, t.layer_start[layer] : t.layer_start[layer + 1]] = signs[k].to(rows)
+    src, dst = t.edge_index
+    g.x = (g.x.view(len(rows), t.num_nodes, -1) * node_sign.unsqueeze(2)).view_as(g.x)
+    edge_sign = (node_sign[:, src] * node_sign[:, dst]).unsqueeze(2)
+    g.edge_attr = (g.edge_attr.view(len(rows), t.num_edges, -1) * edge_sign).view_as(g.edge_attr)
+    out = to_params(g)
+    return out[0] if params.dim() == 1 else out
+
+
+def apply_alignment(
+    params: Tensor, perms: list[Tensor], spec: ArchSpec, signs: list[Tensor] | None = None
+) -> Tensor:
+    """Relabel by ``perms``, then (signed matching) negate by ``signs`` in the new frame."""
+    out = apply_perms(params, perms, spec)
+    return apply_signs(out, signs, spec) if signs is not None else out
+
+
+def compose_signed(
+    first: tuple[list[Tensor], list[Tensor]], then: tuple[list[Tensor], list[Tensor]]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Signed relabelings: ``first`` then ``then`` as one ``(perms, signs)``."""
+    perms = compose_perms(first[0], then[0])
+    signs = [s2 * (s1.gather(-1, p2) if s1.dim() == p2.dim() else s1[..., p2])
+             for s1, p2, s2 in zip(first[1], then[0], then[1])]  # fmt: skip
+    return perms, signs
+
+
+def invert_signed(perms: list[Tensor], signs: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """The signed relabeling that undoes ``(perms, signs)``."""
+    inverse = invert_perms(perms)
+    return inverse, [s.gather(-1, q) for s, q in zip(signs, inverse)]
 
 
 def invert_perms(perms: list[Tensor]) -> list[Tensor]:

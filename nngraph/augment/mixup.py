@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nngraph.align.template import AlignmentCache
-from nngraph.align.weight_matching import compose_perms, invert_perms, weight_matching_batch
+from nngraph.align.weight_matching import (
+    compose_perms,
+    compose_signed,
+    invert_perms,
+    invert_signed,
+    weight_matching_batch,
+)
 from nngraph.augment.base import GraphAugmentation, GraphView
 from nngraph.graph.convert import Graph, to_params
 from nngraph.graph.relabel import random_perms, relabel_indices
@@ -49,13 +55,18 @@ class MixUp(GraphAugmentation):
         edges = (partner.unsqueeze(1) * e + torch.arange(e, device=view.device)).reshape(-1)
         return nodes, edges
 
+    def partner_features(
+        self, data: Graph, view: GraphView, partner: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Each graph's partner as dense ``x [B, N, F]`` and ``edge_attr [B, E, F]``."""
+        nodes, edges = self.partner_indices(data, view, partner)
+        return data.x[nodes].view_as(view.x), data.edge_attr[edges].view_as(view.e)
+
     def augment(self, data: Graph, view: GraphView) -> Graph:
         b = view.b
         partner = self.permutation(b, view.device)
         lam = self._lambda(b, view.device).to(view.x.dtype)
-        nodes, edges = self.partner_indices(data, view, partner)
-        xp = data.x[nodes].view_as(view.x)
-        ep = data.edge_attr[edges].view_as(view.e)
+        xp, ep = self.partner_features(data, view, partner)
         w = lam.view(b, 1, 1)
         x = torch.lerp(xp, view.x, w)  # w * sample + (1 - w) * partner
         e = torch.lerp(ep, view.e, w)
@@ -107,32 +118,65 @@ class MixUpAlign(MixUp):
     With ``cache`` (an :class:`AlignmentCache` of the store, see ``align_to_template``) the batch
     must carry its store rows in ``idx`` and alignment is a gather: partner ``j`` goes to sample
     ``i``'s frame by ``pi_j`` then ``pi_i^-1``. Without a cache every pair is weight-matched.
+    ``signs=True`` also matches neuron negations (SIRENs; an extension of the paper's permutation
+    matching, see ``signed_weight_matching``); a cache must then have been built with signs.
     """
 
-    def __init__(self, cache: AlignmentCache | None = None, max_iter: int = 100, **kw) -> None:
+    def __init__(
+        self,
+        cache: AlignmentCache | None = None,
+        max_iter: int = 100,
+        signs: bool = False,
+        **kw,
+    ) -> None:
         super().__init__(**kw)
-        self.cache, self.max_iter = cache, max_iter
+        self.cache, self.max_iter, self.signs = cache, max_iter, signs
+        if signs and cache is not None and cache.signs is None:
+            raise ValueError(
+                "MixUpAlign(signs=True) needs a cache built with align_to_template(signed=True)"
+            )
 
-    def partner_indices(
+    def partner_features(
         self, data: Graph, view: GraphView, partner: Tensor
     ) -> tuple[Tensor, Tensor]:
-        nodes, edges = super().partner_indices(data, view, partner)
-        if self.cache is not None:
-            rows = getattr(data, "idx", None)
-            if rows is None:
-                raise ValueError(
-                    "MixUpAlign with a cache needs each graph's store row in batch.idx "
-                    "(to_graph_batch(params, spec, idx=rows))"
-                )
-            to_template = self.cache.perms_for(rows)
-            partner_cpu = partner.cpu()
-            perms = compose_perms([p[partner_cpu] for p in to_template], invert_perms(to_template))
-        else:
-            params = to_params(data).detach().cpu()
-            perms = weight_matching_batch(params, params[partner.cpu()], view.spec,
-                                          max_iter=self.max_iter)  # fmt: skip
+        nodes, edges = MixUp.partner_indices(self, data, view, partner)
+        perms, signs = self._alignment(data, view, partner)
         node_idx, edge_idx = relabel_indices(
             view.spec, [p.to(view.device) for p in perms], view.b, device=view.device,
             validate=False,
         )  # fmt: skip
-        return nodes[node_idx], edges[edge_idx]
+        xp = data.x[nodes[node_idx]].view_as(view.x)
+        ep = data.edge_attr[edges[edge_idx]].view_as(view.e)
+        if signs is not None:
+            t = view.t
+            node_sign = torch.ones(view.b, t.num_nodes, dtype=xp.dtype, device=view.device)
+            for k, layer in enumerate(t.hidden_layers):
+                node_sign[:, t.layer_start[layer] : t.layer_start[layer + 1]] = signs[k].to(xp)
+            src, dst = t.edge_index
+            xp = xp * node_sign.unsqueeze(2)
+            ep = ep * (node_sign[:, src] * node_sign[:, dst]).unsqueeze(2)
+        return xp, ep
+
+    def _alignment(
+        self, data: Graph, view: GraphView, partner: Tensor
+    ) -> tuple[list[Tensor], list[Tensor] | None]:
+        partner_cpu = partner.cpu()
+        if self.cache is None:
+            params = to_params(data).detach().cpu()
+            return weight_matching_batch(params, params[partner_cpu], view.spec,
+                                         max_iter=self.max_iter, signed=self.signs)  # fmt: skip
+        rows = getattr(data, "idx", None)
+        if rows is None:
+            raise ValueError(
+                "MixUpAlign with a cache needs each graph's store row in batch.idx "
+                "(to_graph_batch(params, spec, idx=rows))"
+            )
+        to_template = self.cache.perms_for(rows)
+        if not self.signs:
+            return compose_perms(
+                [p[partner_cpu] for p in to_template], invert_perms(to_template)
+            ), None
+        signs = self.cache.signs_for(rows)
+        mine = (to_template, signs)
+        theirs = ([p[partner_cpu] for p in to_template], [s[partner_cpu] for s in signs])
+        return compose_signed(theirs, invert_signed(*mine))
