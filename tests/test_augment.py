@@ -198,3 +198,10 @@ def test_configs_compose_into_pipelines(tmp_path: Path) -> None:
     assert torch.equal(build_augmentation(none)(g).x, g.x)
     for name, node in every.items():
         assert type(build_augmentation(node, num_classes=10)) is AUGMENTATIONS[name]
+
+
+def test_a_seeded_pipeline_gives_each_step_its_own_stream() -> None:
+    pipeline = build_augmentation(["siren_neg", "siren_neg"], seed=0)
+    first, second = pipeline.transforms
+    draws = [t.uniform(100, low=0, high=1, device=torch.device("cpu")) for t in (first, second)]
+    assert not torch.equal(draws[0], draws[1])

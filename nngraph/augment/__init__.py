@@ -64,7 +64,8 @@ def build_augmentation(
     """One transform from names or a name -> options mapping, applied in the given order.
 
     ``context`` (``num_classes``, ``cache``, ``seed``, ``generator``, ...) goes to every
-    augmentation that takes it, so a pipeline is configured once.
+    augmentation that takes it, so a pipeline is configured once; a ``seed`` is offset per step so
+    the steps do not draw the same random numbers.
     """
     if config is None or config == "none":
         items: list[tuple[str, Mapping[str, Any]]] = []
@@ -75,7 +76,7 @@ def build_augmentation(
     else:
         items = [(str(k), {}) for k in config]
     transforms = []
-    for name, options in items:
+    for position, (name, options) in enumerate(items):
         if name == "none":
             continue
         if name not in AUGMENTATIONS:
@@ -85,6 +86,8 @@ def build_augmentation(
         cls = AUGMENTATIONS[name]
         accepted = _accepted(cls)
         kwargs = {k: v for k, v in context.items() if k in accepted}
+        if kwargs.get("seed") is not None:  # one seed for the pipeline, its own stream per step
+            kwargs["seed"] = int(kwargs["seed"]) + 7919 * position
         try:
             transforms.append(cls(**{**kwargs, **options}))
         except TypeError as err:
