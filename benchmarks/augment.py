@@ -177,9 +177,15 @@ def main() -> None:
         slow = median_seconds(per_sample, max(2, args.repeats // 5), warmup=1)
         ratios.append(slow / fast)
         print(f"{name:<24}{fast * 1e3:>12.2f}{slow * 1e3:>15.1f}{slow / fast:>9.1f}")
-    geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    print(f"geometric mean over {len(ratios)} rows")
-    print(f"ratio={geomean:.1f}")
+    def geomean(values: list[float]) -> float:
+        return math.exp(sum(math.log(v) for v in values) / len(values))
+
+    # the mixup_align rows pit a cache gather (or the same scipy code) against per-pair matching;
+    # the figure on the last line leaves them out, so no single row carries the mean
+    plain = ratios[: len(CASES) - 1]
+    print(f"geometric mean, all {len(ratios)} rows: {geomean(ratios):.1f}")
+    print(f"geometric mean without the two mixup_align rows ({len(plain)} rows):")
+    print(f"ratio={geomean(plain):.1f}")
 
 
 if __name__ == "__main__":

@@ -189,10 +189,10 @@ def test_configs_compose_into_pipelines(tmp_path: Path) -> None:
     assert [type(t) for t in pipeline.transforms] == [SirenNegation, MixUpAlign]
     ref = build_augmentation(reference, num_classes=10)
     assert [type(t) for t in ref.transforms] == [
+        MixUpAlign,
         Translate,
         GaussianNoise,
         SirenNegation,
-        MixUpAlign,
     ]
     g = _batch(SIREN, b=3, y=torch.tensor([0, 1, 2]))
     assert torch.equal(build_augmentation(none)(g).x, g.x)
@@ -205,3 +205,81 @@ def test_a_seeded_pipeline_gives_each_step_its_own_stream() -> None:
     first, second = pipeline.transforms
     draws = [t.uniform(100, low=0, high=1, device=torch.device("cpu")) for t in (first, second)]
     assert not torch.equal(draws[0], draws[1])
+
+
+def test_generic_augmentations_have_the_advertised_size() -> None:
+    g = _batch(SIREN, b=64)
+    t = SIREN.templates
+    w1 = g.edge_attr.view(64, -1)[:, 64:1088]  # seq.1.weight block of every graph
+    noisy = build_augmentation("gaussian_noise", seed=0)(g)
+    delta = (noisy.edge_attr.view(64, -1)[:, 64:1088] - w1).std(dim=1)
+    ratio = delta / w1.std(dim=1, correction=0)
+    assert 0.28 < float(ratio.mean()) < 0.36  # 0.32 x the layer's std
+    dropped = build_augmentation("dropout", seed=0)(g)
+    zeroed = (dropped.edge_attr == 0) & (g.edge_attr != 0)
+    assert 0.08 < float(zeroed.float().mean()) < 0.12
+    kept = ~zeroed & (g.edge_attr != 0)
+    torch.testing.assert_close(dropped.edge_attr[kept], g.edge_attr[kept] / 0.9)
+    quantile = build_augmentation("quantile_dropout", seed=0)
+    out = quantile(g)
+    frac = (out.edge_attr == 0).view(64, -1).float().mean(dim=1)
+    assert float(frac.max()) <= 0.11 and float(frac.mean()) > 0.01
+    smallest_kept = out.edge_attr.view(64, -1).abs().masked_fill(out.edge_attr.view(64, -1) == 0, 9)
+    largest_zeroed = g.edge_attr.view(64, -1).abs().masked_fill(out.edge_attr.view(64, -1) != 0, 0)
+    assert bool((largest_zeroed.amax(1) <= smallest_kept.amin(1)).all())
+    for aug in (noisy, dropped, out):  # input neurons have no bias, and still have none
+        assert bool((aug.x.view(64, -1)[:, t.role == 0] == 0).all())
+
+
+def test_beta_mixup_follows_alpha() -> None:
+    g = _batch(SIREN, b=64, y=torch.arange(64) % 2)
+    spread = MixUp(num_classes=2, alpha=0.1, seed=0)
+    spread(g)
+    peaked = MixUp(num_classes=2, alpha=20.0, seed=0)
+    peaked(g)
+    edges = ((spread.last_lam < 0.1) | (spread.last_lam > 0.9)).float().mean()
+    assert float(edges) > 0.6  # Beta(0.1, 0.1) sits near 0 and 1
+    assert float((peaked.last_lam - 0.5).abs().max()) < 0.35  # Beta(20, 20) near 1/2
+
+
+def test_label_shapes() -> None:
+    g = _batch(SIREN, b=4, y=torch.tensor([[0], [1], [2], [1]]))
+    mix = MixUp(num_classes=3, lam=1.0, seed=0)
+    assert torch.equal(mix(g).y, torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 1]), 3).float())
+    soft = torch.softmax(torch.randn(4, 3), dim=1)
+    g = _batch(SIREN, b=4, y=soft)
+    mix = MixUp(lam=0.25, seed=0)  # soft labels need no num_classes
+    out = mix(g)
+    torch.testing.assert_close(out.y, 0.25 * soft + 0.75 * soft[mix.last_partner])
+
+
+def test_cached_alignment_uses_store_rows_and_refuses_stale_frames() -> None:
+    from nngraph.align import align_to_template
+    from nngraph.graph import from_params, random_relabel
+
+    spec = ArchSpec.siren(hidden_dim=12)
+    base = torch.nn.utils.parameters_to_vector(random_network(spec, 0).parameters()).detach()
+    store = torch.stack(
+        [to_params(random_relabel(from_params(base, spec), torch.Generator().manual_seed(s)))
+         for s in range(10)]
+    )  # fmt: skip
+    cache = align_to_template(store, spec, progress=False)
+    rows = torch.tensor([7, 2, 9, 4])  # a batch is a subset of the store, in any order
+    g = to_graph_batch(store[rows], spec, y=torch.tensor([0, 1, 0, 1]), idx=rows)
+    out = MixUpAlign(cache=cache, num_classes=2, lam=0.0, seed=0)(g)
+    torch.testing.assert_close(to_params(out), store[rows], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="change which neuron is which before it"):
+        build_augmentation(["permute", "mixup_align"], cache=cache, num_classes=2)
+    build_augmentation(["mixup_align", "permute"], cache=cache, num_classes=2)  # fine this way
+    other = _batch(SIREN, b=2, y=torch.tensor([0, 1]), idx=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="alignment cache was built for"):
+        MixUpAlign(cache=cache, num_classes=2)(other)
+
+
+def test_seeded_augmentation_in_a_dataloader_worker_warns() -> None:
+    from unittest import mock
+
+    g = _batch(SIREN, b=2)
+    with mock.patch("torch.utils.data.get_worker_info", return_value=object()):
+        with pytest.warns(UserWarning, match="replays the same draws"):
+            build_augmentation("siren_neg", seed=0)(g)

@@ -92,7 +92,24 @@ def build_augmentation(
             transforms.append(cls(**{**kwargs, **options}))
         except TypeError as err:
             raise ValueError(f"bad options for augmentation {name!r}: {err}") from err
+    _check_cached_alignment_order(transforms)
     return transforms[0] if len(transforms) == 1 else Compose(transforms)
+
+
+#: steps that move or negate neurons: a cached alignment no longer describes the batch after them
+_FRAME_CHANGING = (Permute, SirenNegation, SirenBias, PositiveScale, MixUpPerm)
+
+
+def _check_cached_alignment_order(transforms: list[GraphAugmentation]) -> None:
+    for i, t in enumerate(transforms):
+        if isinstance(t, MixUpAlign) and t.cache is not None:
+            before = [type(p).__name__ for p in transforms[:i] if isinstance(p, _FRAME_CHANGING)]
+            if before:
+                raise ValueError(
+                    f"mixup_align uses a cached alignment of the stored INRs, but {before} change "
+                    "which neuron is which before it; put mixup_align first, or use it without "
+                    "a cache (pairwise weight matching)"
+                )
 
 
 def _accepted(cls: type) -> set[str]:

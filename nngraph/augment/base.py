@@ -3,12 +3,14 @@
 An augmentation reads the batch as ``x [B, N, F]`` and ``edge_attr [B, E, F_e]`` (one architecture,
 so every graph has the same layout), draws its randomness per graph, and returns a new batch
 (shallow copy; the input is left as it was) on the batch's device. A seeded ``torch.Generator``
-makes it reproducible.
+makes it reproducible. They are meant for collated batches in the training loop, not for per-item
+dataset transforms in DataLoader workers (a seeded generator would replay there).
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -74,6 +76,13 @@ class GraphAugmentation(BaseTransform):
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else generator
 
     def forward(self, data: Graph) -> Graph:
+        if self.generator is not None and torch.utils.data.get_worker_info() is not None:
+            warnings.warn(
+                f"{type(self).__name__} with a seeded generator runs in a DataLoader worker: every "
+                "worker (and every epoch) replays the same draws. Apply augmentations to batches "
+                "in the training loop instead.",
+                stacklevel=2,
+            )
         view = GraphView.of(data)
         if self.activations is not None and view.spec.activation not in self.activations:
             raise ValueError(

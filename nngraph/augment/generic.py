@@ -13,7 +13,8 @@ __all__ = ["Dropout", "GaussianNoise", "QuantileDropout"]
 
 class GaussianNoise(GraphAugmentation):
     """Add ``N(0, (scale * std)^2)`` noise, ``std`` that of each layer's weights (and, separately,
-    biases) in each graph, as the reference implementation does (scale 0.32)."""
+    biases) in each graph, as the reference implementation does (scale 0.32). A layer with a
+    single bias (a 1-output INR's last layer) has std 0, so its bias stays as it is."""
 
     def __init__(self, scale: float = 0.32, **kw) -> None:
         super().__init__(**kw)

@@ -90,8 +90,11 @@ class MixUp(GraphAugmentation):
         return torch.as_tensor(draws, dtype=torch.float32, device=device)
 
     def _soft(self, y: Tensor) -> Tensor:
-        if y.dim() == 2:
-            return y.float()
+        if y.is_floating_point():  # already soft labels [B, C]
+            return y
+        y = y.view(-1) if y.dim() == 2 and y.shape[1] == 1 else y
+        if y.dim() != 1:
+            raise ValueError(f"hard labels must have shape [B] (or [B, 1]), got {tuple(y.shape)}")
         if self.num_classes is None:
             raise ValueError(
                 "MixUp of hard labels needs num_classes (the one-hot size); pass num_classes="
@@ -170,6 +173,10 @@ class MixUpAlign(MixUp):
             raise ValueError(
                 "MixUpAlign with a cache needs each graph's store row in batch.idx "
                 "(to_graph_batch(params, spec, idx=rows))"
+            )
+        if self.cache.spec != view.spec:
+            raise ValueError(
+                f"the alignment cache was built for {self.cache.spec}, this batch is {view.spec}"
             )
         to_template = self.cache.perms_for(rows)
         if not self.signs:

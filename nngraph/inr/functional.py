@@ -46,7 +46,7 @@ def mlp_forward(params: Tensor, coords: Tensor, spec: ArchSpec) -> Tensor:
             f"got {tuple(coords.shape)}"
         )
     batch = params.shape[0]
-    h = coords.to(params.dtype)
+    h = coords.to(device=params.device, dtype=params.dtype)
     if h.dim() == 2:
         h = h.unsqueeze(0).expand(batch, -1, -1)
     offset, last = 0, spec.n_layers - 1

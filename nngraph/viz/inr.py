@@ -23,8 +23,8 @@ def render_graphs(g: Graph, height: int, width: int) -> Tensor:
     """The images ``[B, H, W, C]`` the INRs of a graph batch draw on a ``height x width`` grid."""
     spec = graph_spec(g)
     with torch.no_grad():
-        out = mlp_forward(to_params(g).reshape(-1, spec.num_params).float(),
-                          coordinate_grid(height, width), spec)  # fmt: skip
+        params = to_params(g).reshape(-1, spec.num_params).float()
+        out = mlp_forward(params, coordinate_grid(height, width, device=params.device), spec)
     return out.view(-1, height, width, spec.out_dim).cpu()
 
 
