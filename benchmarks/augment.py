@@ -177,6 +177,7 @@ def main() -> None:
         slow = median_seconds(per_sample, max(2, args.repeats // 5), warmup=1)
         ratios.append(slow / fast)
         print(f"{name:<24}{fast * 1e3:>12.2f}{slow * 1e3:>15.1f}{slow / fast:>9.1f}")
+
     def geomean(values: list[float]) -> float:
         return math.exp(sum(math.log(v) for v in values) / len(values))
 

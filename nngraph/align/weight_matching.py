@@ -168,15 +168,22 @@ def apply_perms(params: Tensor, perms: list[Tensor], spec: ArchSpec) -> Tensor:
     return out[0] if params.dim() == 1 else out
 
 
+def node_signs(spec: ArchSpec, signs: list[Tensor], batch: int, *, like: Tensor) -> Tensor:
+    """Per-node signs ``[B, N]`` from per-hidden-layer ``signs`` (1 for input and output nodes)."""
+    t = spec.templates_on(like.device)
+    out = torch.ones(batch, t.num_nodes, dtype=like.dtype, device=like.device)
+    for k, layer in enumerate(t.hidden_layers):
+        out[:, t.layer_start[layer] : t.layer_start[layer + 1]] = signs[k].to(like)
+    return out
+
+
 def apply_signs(params: Tensor, signs: list[Tensor], spec: ArchSpec) -> Tensor:
     """Negate hidden neurons of flat parameters ``[B, P]`` (or ``[P]``) where ``signs`` (``[B, n]``
     or ``[n]`` per hidden layer) is -1: bias and incoming weights, and outgoing weights."""
     rows = params.unsqueeze(0) if params.dim() == 1 else params
     g = to_graph_batch(rows, spec)
     t = spec.templates_on(rows.device)
-    node_sign = torch.ones(len(rows), t.num_nodes, dtype=rows.dtype, device=rows.device)
-    for k, layer in enumerate(t.hidden_layers):
-        node_sign[:, t.layer_start[layer] : t.layer_start[layer + 1]] = signs[k].to(rows)
+    node_sign = node_signs(spec, signs, len(rows), like=rows)
     src, dst = t.edge_index
     g.x = (g.x.view(len(rows), t.num_nodes, -1) * node_sign.unsqueeze(2)).view_as(g.x)
     edge_sign = (node_sign[:, src] * node_sign[:, dst]).unsqueeze(2)

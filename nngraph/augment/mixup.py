@@ -20,6 +20,7 @@ from nngraph.align.weight_matching import (
     compose_signed,
     invert_perms,
     invert_signed,
+    node_signs,
     weight_matching_batch,
 )
 from nngraph.augment.base import GraphAugmentation, GraphView
@@ -151,11 +152,8 @@ class MixUpAlign(MixUp):
         xp = data.x[nodes[node_idx]].view_as(view.x)
         ep = data.edge_attr[edges[edge_idx]].view_as(view.e)
         if signs is not None:
-            t = view.t
-            node_sign = torch.ones(view.b, t.num_nodes, dtype=xp.dtype, device=view.device)
-            for k, layer in enumerate(t.hidden_layers):
-                node_sign[:, t.layer_start[layer] : t.layer_start[layer + 1]] = signs[k].to(xp)
-            src, dst = t.edge_index
+            node_sign = node_signs(view.spec, signs, view.b, like=xp)
+            src, dst = view.t.edge_index
             xp = xp * node_sign.unsqueeze(2)
             ep = ep * (node_sign[:, src] * node_sign[:, dst]).unsqueeze(2)
         return xp, ep
