@@ -81,8 +81,9 @@ def _match(
     signed: bool,
 ) -> tuple[list[Tensor], list[Tensor]]:
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    wa, ba = _layers(target.detach().double(), spec)
-    wb, bb = _layers(other.detach().double(), spec)
+    # scipy's assignment runs on the CPU: small per-pair matrices, so the CPU is the place anyway
+    wa, ba = _layers(target.detach().double().cpu(), spec)
+    wb, bb = _layers(other.detach().double().cpu(), spec)
     hidden = list(range(1, spec.n_layers))  # node layers whose neurons may move
     sizes = spec.layer_sizes
     State = dict[int, tuple[Tensor, Tensor]]  # layer -> (perm, sign)
