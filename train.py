@@ -1,7 +1,10 @@
 """Train a weight-space model: ``python train.py model=relational_transformer aug=siren_neg``.
 
-Training is not built yet (it arrives with the training issue). For now this composes the config,
-shows the default data's INR architecture as a neural graph, and exits with status 1.
+Hydra groups (``nngraph/configs``): ``data`` (digits, mnist, fashion_mnist, cifar10, image_folder),
+``model`` (relational_transformer, dws, pna, mlp), ``aug`` (none, siren_neg, mixup_align, ...; a
+list composes), ``task`` (classification, simclr), ``trainer`` (default, paper), ``logger`` (none,
+wandb). Everything of a run goes to its Hydra run directory; ``trainer.resume=RUN_DIR`` continues
+one. Several GPUs: ``torchrun --nproc_per_node=N train.py ...``.
 """
 
 from __future__ import annotations
@@ -9,18 +12,19 @@ from __future__ import annotations
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
-from nngraph.graph import ArchSpec
+from nngraph.train.run import run
 
 
 @hydra.main(version_base=None, config_path="nngraph/configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    print(OmegaConf.to_yaml(cfg))
-    spec = ArchSpec.from_dict(OmegaConf.to_container(cfg.data.arch, resolve=True))
-    print(f"INR architecture of data={cfg.data.name}: {spec}")
-    print(f"  as a neural graph: {spec.num_nodes} nodes, {spec.num_edges} edges")
-    sys.exit("nngraph: training is not built yet; train.py gains it with the training issue.")
+    run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        run(cfg, run_dir)
+    except (ValueError, FileNotFoundError) as err:  # bad input: say what, not a traceback
+        sys.exit(f"train.py: error: {err}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,11 @@ def source_options(data: DictConfig) -> dict:
             f"data={data.name} needs a value for {err.full_key}: pass it on the command line, "
             f"e.g. python -m nngraph.fit data={data.name} {err.full_key}=/path/to/images"
         ) from None
-    return {k: v for k, v in options.items() if k not in {"name", "arch", "val_fraction"}}
+    return {
+        k: v
+        for k, v in options.items()
+        if k not in {"name", "arch", "val_fraction", "n_views", "path"}
+    }
 
 
 def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:

@@ -43,6 +43,7 @@ def test_readme_quickstart_is_two_lines_and_ci_runs_the_test_line() -> None:
         ["benchmarks.fit", "--inrs", "4", "--naive-inrs", "1", "--steps", "2", "--repeats", "1"],
         ["benchmarks.augment", "--batch", "8", "--repeats", "2"],
         ["benchmarks.align", "--pairs", "3", "--inrs", "8", "--batch", "4", "--repeats", "2"],
+        ["benchmarks.models", "--batch", "4", "--repeats", "1", "--widths", "8"],
     ],
     ids=lambda a: a[0],
 )

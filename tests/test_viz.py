@@ -27,3 +27,59 @@ def test_augmentation_figure(tmp_path: Path, monkeypatch) -> None:
     assert isinstance(fig, Figure) and len(fig.axes) == 9
     assert [ax.get_ylabel() for ax in fig.axes[::3]] == ["original", "neg", "rot"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_graph_drawings_run_through_networkx_and_thin_wide_networks(tmp_path):
+    import matplotlib.pyplot as plt
+    import torch
+
+    from nngraph.graph import ArchSpec, from_module, random_relabel
+    from nngraph.inr import Siren
+    from nngraph.viz import draw_neural_graph, relabel_figure
+
+    g = from_module(Siren(hidden_dim=32))
+    fig = draw_neural_graph(g)
+    assert len(fig.axes[0].collections) >= 2  # edges and nodes
+    fig.savefig(tmp_path / "g.png")
+    wide = from_module(Siren(hidden_dim=128))
+    fig = draw_neural_graph(wide, max_edges=500)
+    assert "strongest 500 of" in fig.axes[0].get_title()
+    moved_g = random_relabel(g, torch.Generator().manual_seed(0))
+    fig = relabel_figure(g, moved_g)
+    assert "neurons moved" in fig.axes[1].get_title()
+    plt.close("all")
+    assert ArchSpec.siren().num_nodes == 67
+
+
+def test_run_figures_cli_writes_pngs(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import torch
+
+    from nngraph.io import atomic_torch_save
+
+    (tmp_path / "metrics.jsonl").write_text(
+        "\n".join(
+            json.dumps({"step": s, "train_loss": 2.0 / s, "val_loss": 2.1 / s, "val_acc": s / 10})
+            for s in range(1, 6)
+        )
+    )
+    y = torch.arange(40) % 10
+    atomic_torch_save(
+        {"pred": y.roll(1), "target": y, "embedding": torch.randn(40, 8), "class_names": []},
+        tmp_path / "test_outputs.pt",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "nngraph.viz", str(tmp_path)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    for name in ("curves.png", "confusion.png", "embeddings.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    bad = subprocess.run(
+        [sys.executable, "-m", "nngraph.viz", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and "no metrics.jsonl" in bad.stderr

@@ -32,17 +32,21 @@ __all__ = ["MixUp", "MixUpAlign", "MixUpPerm"]
 
 class MixUp(GraphAugmentation):
     """``lam * sample + (1 - lam) * partner``, ``lam ~ U(0, 1)`` (or ``Beta(alpha, alpha)``, or the
-    fixed ``lam``) per graph. The last draw is kept in ``last_lam`` and ``last_partner``."""
+    fixed ``lam``) per graph, rescaled into ``[min_lam, 1]`` (SimCLR uses ``min_lam`` near 1 so a
+    view stays mostly its own INR). The last draw is kept in ``last_lam`` and ``last_partner``."""
 
     def __init__(
         self,
         num_classes: int | None = None,
         alpha: float | None = None,
         lam: float | None = None,
+        min_lam: float = 0.0,
         **kw,
     ) -> None:
         super().__init__(**kw)
-        self.num_classes, self.alpha, self.lam = num_classes, alpha, lam
+        if not 0.0 <= min_lam <= 1.0:
+            raise ValueError(f"min_lam must be in [0, 1], got {min_lam}")
+        self.num_classes, self.alpha, self.lam, self.min_lam = num_classes, alpha, lam, min_lam
         self.last_lam: Tensor | None = None
         self.last_partner: Tensor | None = None
 
@@ -67,6 +71,7 @@ class MixUp(GraphAugmentation):
         b = view.b
         partner = self.permutation(b, view.device)
         lam = self._lambda(b, view.device).to(view.x.dtype)
+        lam = self.min_lam + (1.0 - self.min_lam) * lam
         xp, ep = self.partner_features(data, view, partner)
         w = lam.view(b, 1, 1)
         x = torch.lerp(xp, view.x, w)  # w * sample + (1 - w) * partner

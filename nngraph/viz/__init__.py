@@ -1,5 +1,24 @@
-"""Pictures of INRs and neural graphs (matplotlib figures; nothing pops a window)."""
+"""Pictures of INRs, neural graphs and runs (functions return matplotlib figures; nothing pops a
+window). ``python -m nngraph.viz RUN_DIR`` writes a finished run's figures as PNGs."""
 
-from nngraph.viz.inr import augmentation_figure, render_graphs
+from nngraph.viz.graph import draw_neural_graph, layered_layout, relabel_figure
+from nngraph.viz.inr import augmentation_figure, mixup_figure, render_graphs
+from nngraph.viz.training import (
+    confusion_figure,
+    curves_figure,
+    embedding_figure,
+    write_run_figures,
+)
 
-__all__ = ["augmentation_figure", "render_graphs"]
+__all__ = [
+    "augmentation_figure",
+    "confusion_figure",
+    "curves_figure",
+    "draw_neural_graph",
+    "embedding_figure",
+    "layered_layout",
+    "mixup_figure",
+    "relabel_figure",
+    "render_graphs",
+    "write_run_figures",
+]

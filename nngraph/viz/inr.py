@@ -16,7 +16,7 @@ from torch import Tensor
 from nngraph.graph.convert import Graph, graph_spec, to_params
 from nngraph.inr.functional import coordinate_grid, mlp_forward
 
-__all__ = ["augmentation_figure", "render_graphs"]
+__all__ = ["augmentation_figure", "mixup_figure", "render_graphs"]
 
 
 def render_graphs(g: Graph, height: int, width: int) -> Tensor:
@@ -55,6 +55,37 @@ def augmentation_figure(
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
+        axes[r][0].set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def mixup_figure(
+    a: Graph,
+    b: Graph,
+    aligned_b: Graph,
+    *,
+    lams: Sequence[float] = (1.0, 0.75, 0.5, 0.25, 0.0),
+    height: int = 28,
+    width: int = 28,
+) -> Figure:
+    """Two INRs (one graph each) and their interpolations ``lam * a + (1 - lam) * b`` at several
+    ``lam``: plain (top row) and with ``b`` aligned to ``a`` first (``aligned_b``, bottom row)."""
+    pa, pb, pc = (to_params(g).reshape(1, -1) for g in (a, b, aligned_b))
+    spec = graph_spec(a)
+    coords = coordinate_grid(height, width)
+    fig, axes = plt.subplots(2, len(lams), figsize=(1.6 * len(lams), 3.6), squeeze=False)
+    for r, (other, label) in enumerate(((pb, "plain"), (pc, "aligned"))):
+        for c, lam in enumerate(lams):
+            with torch.no_grad():
+                img = mlp_forward(lam * pa + (1 - lam) * other, coords, spec)[0]
+            img = img.view(height, width, -1).clamp(0, 1).numpy()
+            ax = axes[r][c]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"λ={lam:g}", fontsize=8)
         axes[r][0].set_ylabel(label, fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,0 +1,46 @@
+"""Models that read neural graphs: relational transformer (dense and sparse attention),
+DWSNets-equivalent message passing, PNA, and the flat-MLP baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nngraph.graph.spec import ArchSpec
+from nngraph.models.base import Embeddings, WeightSpaceModel, check_compatible
+from nngraph.models.dws import DWSLayer, DWSNet
+from nngraph.models.heads import MLPHead
+from nngraph.models.mlp import FlatMLP
+from nngraph.models.pna import PNANet
+from nngraph.models.relational_transformer import RelationalTransformer, RTLayer
+
+__all__ = [
+    "MODELS",
+    "DWSLayer",
+    "DWSNet",
+    "Embeddings",
+    "FlatMLP",
+    "MLPHead",
+    "PNANet",
+    "RTLayer",
+    "RelationalTransformer",
+    "WeightSpaceModel",
+    "build_model",
+    "check_compatible",
+]
+
+MODELS: dict[str, type[WeightSpaceModel]] = {
+    "relational_transformer": RelationalTransformer,
+    "dws": DWSNet,
+    "pna": PNANet,
+    "mlp": FlatMLP,
+}
+
+
+def build_model(name: str, spec: ArchSpec, **kwargs: Any) -> WeightSpaceModel:
+    """The encoder called ``name`` (``model=`` in the configs) for networks of ``spec``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
+    try:
+        return MODELS[name](spec, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad settings for model {name!r}: {err}") from err

@@ -1,0 +1,81 @@
+"""What every weight-space model shares: the architecture it was built for, the check that a batch
+fits it, and the embeddings it returns (graph, and node/edge where the model has them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from nngraph.augment.base import GraphView
+from nngraph.graph.convert import Graph
+from nngraph.graph.spec import ArchSpec
+
+__all__ = ["Embeddings", "WeightSpaceModel", "check_compatible"]
+
+
+@dataclass
+class Embeddings:
+    """A model's output: ``graph [B, D]`` always; ``node [B*N, D_n]`` and ``edge [B*E, D_e]`` in
+    the batch's node and edge order where the model keeps per-neuron / per-weight states."""
+
+    graph: Tensor
+    node: Tensor | None = None
+    edge: Tensor | None = None
+
+
+def check_compatible(model_spec: ArchSpec, spec: ArchSpec, *, any_hidden_width: bool) -> None:
+    """Raise ``ValueError`` unless networks of ``spec`` can go through a model built for
+    ``model_spec``: same family, activation, depth, input and output sizes (and hidden widths too,
+    unless the model handles any)."""
+    problems = []
+    if spec.family != model_spec.family:
+        problems.append(f"family {spec.family!r} vs {model_spec.family!r}")
+    if (spec.activation, spec.w0) != (model_spec.activation, model_spec.w0):
+        problems.append(
+            f"activation {spec.activation} (w0={spec.w0:g}) vs {model_spec.activation} "
+            f"(w0={model_spec.w0:g})"
+        )
+    a, b = spec.layer_sizes, model_spec.layer_sizes
+    if len(a) != len(b):
+        problems.append(f"{len(a) - 1} weight layers vs {len(b) - 1}")
+    elif (a[0], a[-1]) != (b[0], b[-1]):
+        problems.append(f"inputs/outputs {a[0]}/{a[-1]} vs {b[0]}/{b[-1]}")
+    elif not any_hidden_width and a != b:
+        problems.append(f"hidden widths {a[1:-1]} vs {b[1:-1]}")
+    if problems:
+        what = "any hidden widths" if any_hidden_width else "exactly this architecture"
+        raise ValueError(
+            f"this model was built for {model_spec} and takes {what}; the batch holds {spec} "
+            f"({'; '.join(problems)}). Build the model with spec= the data's architecture."
+        )
+
+
+class WeightSpaceModel(nn.Module):
+    """Base of the models: ``forward(batch) -> Embeddings``; ``out_dim`` is the size of
+    ``Embeddings.graph``; ``any_hidden_width`` says whether hidden widths may differ from
+    ``spec``."""
+
+    any_hidden_width: bool = True
+    out_dim: int
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        if not isinstance(spec, ArchSpec):
+            raise ValueError(f"spec must be an ArchSpec, got {type(spec).__name__}")
+        self.spec = spec
+
+    @staticmethod
+    def raw_features(batch: Graph, v: GraphView) -> tuple:
+        """The batch's features before normalisation (``raw_x`` / ``raw_edge_attr``, which
+        :func:`nngraph.data.normalize.normalize_graph` keeps), as ``[B, N, F]`` / ``[B, E, F]``."""
+        rx, re = getattr(batch, "raw_x", None), getattr(batch, "raw_edge_attr", None)
+        if rx is None or re is None:
+            return v.x, v.e
+        return rx.view_as(v.x), re.view_as(v.e)
+
+    def view(self, batch: Graph) -> GraphView:
+        """The batch as dense ``[B, N, F]`` / ``[B, E, F]`` views, after checking it fits."""
+        v = GraphView.of(batch)
+        check_compatible(self.spec, v.spec, any_hidden_width=self.any_hidden_width)
+        return v

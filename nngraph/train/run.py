@@ -1,0 +1,364 @@
+"""One training run, any task: data, normalisation, augmentation, model, AdamW with warmup, the
+loop with evaluation, checkpoints and resume, then the best checkpoint on the test split.
+
+``run(cfg, run_dir)`` takes the composed Hydra config (see ``nngraph/configs``); inner pieces take
+plain arguments, so each is usable from a notebook on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from nngraph.align.template import AlignmentCache, align_to_template, fingerprint
+from nngraph.augment import build_augmentation
+from nngraph.data.build import build_store, default_store_path
+from nngraph.data.loader import GraphBatches, epoch_order
+from nngraph.data.normalize import LayerStats, layer_stats, normalize_graph
+from nngraph.data.sources import load_source
+from nngraph.data.store import INRStore, load_store
+from nngraph.graph.spec import ArchSpec
+from nngraph.io import atomic_torch_save, load_torch_file
+from nngraph.models import build_model, check_compatible
+from nngraph.tasks import ClassificationTask, SimCLRTask, linear_probe
+from nngraph.train.allocator import keep_freed_memory
+from nngraph.train.checkpoint import (
+    load_checkpoint,
+    resolve_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from nngraph.train.distributed import (
+    DistInfo,
+    mean_across,
+    setup_distributed,
+    teardown_distributed,
+)
+from nngraph.train.logging import MetricsLogger, summary_table
+
+__all__ = ["open_store", "pick_device", "run"]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"trainer.device={name} but no CUDA device is visible; use auto or cpu")
+    return torch.device(name)
+
+
+def open_store(cfg: DictConfig, info: DistInfo, progress: bool = True) -> tuple[INRStore, Path]:
+    """The configured INR store; the default one (``data.path`` unset) is fitted on first use and
+    cached under ``data_dir`` (one process fits, the others wait)."""
+    from nngraph.fit import source_options
+
+    views = int(cfg.data.n_views)
+    if views < 1:
+        raise ValueError(f"data.n_views must be at least 1, got {views}")
+    if cfg.data.get("path"):
+        return load_store(cfg.data.path), Path(cfg.data.path)
+    path = default_store_path(cfg.data_dir, cfg.data.name, views)
+    if not path.exists() and info.is_main:
+        print(f"nngraph: fitting the {cfg.data.name} INR store once ({views} view(s)) -> {path}")
+        spec = ArchSpec.from_dict(OmegaConf.to_container(cfg.data.arch, resolve=True))
+        fit = cfg.fit
+        build_store(
+            load_source(cfg.data.name, **source_options(cfg.data)), spec, path, views=views,
+            steps=int(fit.steps), lr=float(fit.lr), target_psnr=fit.target_psnr,
+            seed=int(fit.seed), val_fraction=float(cfg.data.val_fraction),
+            split_seed=int(cfg.data.split_seed), progress=progress,
+        )  # fmt: skip
+    if info.enabled:
+        torch.distributed.barrier()
+    return load_store(path), path
+
+
+def _cached(path: Path, key: dict, make, info: DistInfo):
+    """``make()``'s tensors cached at ``path`` under ``key`` (recomputed when the key differs)."""
+    if path.exists():
+        payload = load_torch_file(path, what="cache")
+        if isinstance(payload, dict) and payload.get("key") == key:
+            return payload["value"]
+    value = make()
+    if info.is_main:
+        atomic_torch_save({"key": key, "value": value}, path)
+    return value
+
+
+def _alignment(store: INRStore, path: Path, signed: bool, info: DistInfo) -> AlignmentCache:
+    cache_path = path.with_name(path.stem + (".align_signed.pt" if signed else ".align.pt"))
+    if cache_path.exists():
+        cache = AlignmentCache.load(cache_path)
+        if cache.fingerprint == fingerprint(store.params, store.spec):
+            return cache
+    if info.is_main:
+        print(f"nngraph: aligning the store to a template once -> {cache_path}")
+    cache = align_to_template(store.params, store.spec, signed=signed, progress=info.is_main)
+    if info.is_main:
+        cache.save(cache_path)
+    return cache
+
+
+def _generators(transform) -> list[torch.Generator]:
+    steps = getattr(transform, "transforms", [transform])
+    return [g for t in steps if (g := getattr(t, "generator", None)) is not None]
+
+
+def _warmup(steps: int):
+    return lambda step: min(1.0, (step + 1) / steps) if steps > 0 else 1.0
+
+
+def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Train and evaluate as ``cfg`` says, writing everything of the run under ``run_dir``.
+    Returns the summary (test metrics of the best-validation checkpoint)."""
+    run_dir = Path(run_dir)
+    tr, task_cfg = cfg.trainer, cfg.task
+    device = pick_device(str(tr.device))
+    info = setup_distributed(device.type)
+    try:
+        return _run(cfg, run_dir, tr, task_cfg, device, info)
+    finally:
+        teardown_distributed()
+
+
+def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    if device.type == "cpu":
+        keep_freed_memory()
+    show = bool(tr.progress) and info.is_main
+    torch.manual_seed(int(cfg.seed))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if info.is_main:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    # ---- data ------------------------------------------------------------------------------
+    store, store_path = open_store(cfg, info, progress=show)
+    spec = store.spec
+    want = cfg.model.get("arch")
+    if want:
+        model_spec = ArchSpec.from_dict(OmegaConf.to_container(want, resolve=True))
+        try:
+            check_compatible(model_spec, spec, any_hidden_width=cfg.model.name != "mlp")
+        except ValueError as err:
+            raise ValueError(f"data/model mismatch: data={cfg.data.name}: {err}") from None
+    views = int(cfg.data.n_views)
+    if int(store.view.max()) + 1 < views:
+        raise ValueError(f"data.n_views={views} but {store_path} holds fewer views per item")
+    rows = {
+        "train": store.indices("train", views=views),
+        "val": store.indices("val", views=1),
+        "test": store.indices("test", views=1),
+    }
+    bs = int(tr.batch_size)
+    shard = (info.rank, info.world)
+    train = GraphBatches(store, rows["train"], bs, device=device, shard=shard)
+    evals = {s: GraphBatches(store, rows[s], bs, device=device) for s in ("val", "test")}
+    probe_train = GraphBatches(store, store.indices("train", views=1), bs, device=device)
+    stats = None
+    if tr.normalize:
+        key = {"rows": len(rows["train"]), "views": views, "spec": spec.to_dict()}
+        stats_path = store_path.with_name(f"{store_path.stem}.stats_v{views}.pt")
+        made = _cached(
+            stats_path, key, lambda: layer_stats(store.params[rows["train"]], spec).to_dict(), info
+        )
+        stats = LayerStats.from_dict(made)
+
+    def prepared(batches):
+        for g in batches:
+            yield normalize_graph(g, stats) if stats is not None else g
+
+    # ---- augmentation, model, task ---------------------------------------------------------
+    aug_cfg = OmegaConf.to_container(cfg.aug, resolve=True) if cfg.get("aug") else None
+    context: dict[str, Any] = {"num_classes": store.num_classes, "seed": int(cfg.seed) + info.rank}
+    if task_cfg.name == "simclr":
+        context["min_lam"] = float(task_cfg.mixup_min_lam)
+    if isinstance(aug_cfg, dict) and "mixup_align" in aug_cfg:
+        signed = bool((aug_cfg["mixup_align"] or {}).get("signs", False))
+        context["cache"] = _alignment(store, store_path, signed, info)
+    augment = build_augmentation(aug_cfg, **context)
+
+    encoder = build_model(
+        cfg.model.name, spec, **OmegaConf.to_container(cfg.model.kwargs, resolve=True)
+    )
+    if task_cfg.name == "classification":
+        task = ClassificationTask(
+            encoder, store.num_classes, tuple(task_cfg.head_hidden), task_cfg.label_smoothing
+        )
+    elif task_cfg.name == "simclr":
+        task = SimCLRTask(
+            encoder, int(task_cfg.proj_dim), tuple(task_cfg.proj_hidden), task_cfg.temperature
+        )
+    else:
+        raise ValueError(f"unknown task {task_cfg.name!r}; available: classification, simclr")
+    task.to(device)
+    wrapped = DistributedDataParallel(task) if info.enabled else task
+    lr = float(tr.lr if tr.lr is not None else cfg.model.optim.lr)
+    wd = float(tr.weight_decay if tr.weight_decay is not None else cfg.model.optim.weight_decay)
+    optimizer = torch.optim.AdamW(task.parameters(), lr=lr, weight_decay=wd)
+    epochs = int(tr.epochs)
+    total = epochs * len(train)
+    warm = tr.warmup_steps
+    if warm is None:  # the model's warmup, but never more than a tenth of the run
+        warm = min(int(cfg.model.optim.warmup_steps), max(1, total // 10))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup(int(warm)))
+    use_amp = bool(tr.amp) and device.type == "cuda"
+    if tr.amp and device.type != "cuda" and info.is_main:
+        print("nngraph: trainer.amp needs a GPU; training in float32")
+
+    # ---- resume ----------------------------------------------------------------------------
+    state = {"step": 0, "epoch": 0, "batch": 0, "best": -math.inf, "best_step": -1, "time": 0.0}
+    if tr.resume:
+        ckpt = load_checkpoint(resolve_checkpoint(tr.resume))
+        if ckpt["spec"] != spec.to_dict():
+            raise ValueError(
+                f"data/model mismatch: the checkpoint {tr.resume} was trained on "
+                f"{ArchSpec.from_dict(ckpt['spec'])}, this data is {spec}"
+            )
+        task.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state.update(ckpt["state"])
+        set_rng_state(ckpt["rng"], device)
+        for g, s in zip(_generators(augment), ckpt["aug_rng"]):
+            g.set_state(s)
+        if info.is_main:
+            print(f"nngraph: resumed from {tr.resume} at step {state['step']}")
+
+    logger = MetricsLogger(
+        run_dir, OmegaConf.to_container(cfg, resolve=True), dict(cfg.logger)
+    ) if info.is_main else None  # fmt: skip
+
+    def checkpoint_state() -> dict[str, Any]:
+        return {
+            "model": task.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": dict(state),
+            "rng": rng_state(device),
+            "aug_rng": [g.get_state() for g in _generators(augment)],
+            "spec": spec.to_dict(),
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+
+    def evaluate(split: str) -> dict[str, Any]:
+        if isinstance(task, ClassificationTask):
+            return task.evaluate(prepared(evals[split].batches()))
+        tx, ty = task.embed(prepared(probe_train.batches()))
+        ex, ey = task.embed(prepared(evals[split].batches()))
+        out = linear_probe(tx, ty, ex, ey, seed=int(cfg.seed))
+        return {**out, "embedding": ex}
+
+    running: list[float] = []
+
+    def eval_and_save() -> None:
+        train_loss = mean_across(sum(running) / max(len(running), 1), info, device)
+        running.clear()
+        if info.is_main:
+            metrics = evaluate("val")
+            record = {
+                "step": state["step"],
+                "epoch": state["epoch"] + state["batch"] / max(len(train), 1),
+                "train_loss": train_loss,
+                "val_acc": metrics["acc"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "time": state["time"],
+            }
+            if "loss" in metrics:
+                record["val_loss"] = metrics["loss"]
+            logger.log(record)
+            if metrics["acc"] > state["best"]:
+                state["best"], state["best_step"] = metrics["acc"], state["step"]
+                save_checkpoint(run_dir / "best.pt", checkpoint_state())
+            save_checkpoint(run_dir / "last.pt", checkpoint_state())
+        if info.enabled:
+            torch.distributed.barrier()
+
+    # ---- the loop --------------------------------------------------------------------------
+    eval_every = int(tr.eval_every) if tr.eval_every else 0
+    max_seconds = float(tr.max_minutes) * 60 if tr.max_minutes else math.inf
+    task.train()
+    epoch_bar = tqdm(range(epochs), desc="epochs", initial=state["epoch"], disable=not show)
+    stopped = False
+    while state["epoch"] < epochs and not stopped:
+        order = epoch_order(rows["train"], int(cfg.seed), state["epoch"])
+        steps = tqdm(
+            train.batches(order, skip=state["batch"]),
+            total=len(train),
+            initial=state["batch"],
+            desc=f"epoch {state['epoch'] + 1}",
+            leave=False,
+            disable=not show,
+        )
+        for batch in steps:
+            start = time.perf_counter()
+            pair = 1 if isinstance(task, ClassificationTask) else 2  # SimCLR: two views
+            inputs = [augment(batch) for _ in range(pair)]
+            if stats is not None:
+                inputs = [normalize_graph(v, stats) for v in inputs]
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                loss, logs = wrapped(*inputs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tr.clip_grad:
+                torch.nn.utils.clip_grad_norm_(task.parameters(), float(tr.clip_grad))
+            optimizer.step()
+            scheduler.step()
+            state["step"] += 1
+            state["batch"] += 1
+            state["time"] += time.perf_counter() - start
+            running.append(logs["loss"])
+            steps.set_postfix(loss=f"{logs['loss']:.3f}")
+            if eval_every and state["step"] % eval_every == 0:
+                eval_and_save()
+            if state["time"] > max_seconds:
+                stopped = True
+                break
+        if not stopped:
+            state["epoch"] += 1
+            state["batch"] = 0
+            epoch_bar.update(1)
+        if not eval_every or stopped:
+            eval_and_save()
+    epoch_bar.close()
+
+    # ---- test with the best checkpoint -----------------------------------------------------
+    summary: dict[str, Any] = {}
+    if info.is_main:
+        best = load_checkpoint(run_dir / "best.pt")
+        task.load_state_dict(best["model"])
+        test = evaluate("test")
+        atomic_torch_save(
+            {"pred": test["pred"], "target": test["target"], "embedding": test["embedding"],
+             "class_names": list(store.meta.get("class_names") or [])},
+            run_dir / "test_outputs.pt",
+        )  # fmt: skip
+        summary = {
+            "task": task_cfg.name,
+            "model": cfg.model.name,
+            "aug": ",".join(aug_cfg) if isinstance(aug_cfg, dict) else "none",
+            "data": f"{cfg.data.name} ({views} view(s), {len(rows['train'])} train INRs)",
+            "params": sum(p.numel() for p in task.parameters()),
+            "steps": state["step"],
+            "best_step": best["state"]["best_step"],
+            "val_acc": best["state"]["best"],
+            "test_acc": test["acc"],
+            "train_minutes": state["time"] / 60,
+            "device": str(device) + (f" x{info.world}" if info.enabled else ""),
+        }
+        if "loss" in test:
+            summary["test_loss"] = test["loss"]
+        import json
+
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        logger.finish(summary)
+        print(summary_table(summary))
+    return summary

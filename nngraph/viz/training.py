@@ -1,0 +1,120 @@
+"""Pictures of a run: training curves from ``metrics.jsonl``, a confusion matrix, and a 2-D map
+(PCA or t-SNE) of embeddings coloured by class (the paper's Figure 5 for SimCLR features)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from nngraph.train.logging import read_metrics
+
+__all__ = ["confusion_figure", "curves_figure", "embedding_figure", "write_run_figures"]
+
+
+def curves_figure(metrics: str | os.PathLike | Sequence[dict]) -> Figure:
+    """Training loss, validation loss and accuracy against steps."""
+    records = read_metrics(metrics) if isinstance(metrics, (str, os.PathLike)) else list(metrics)
+    if not records:
+        raise ValueError("no metrics to plot: the run has not evaluated yet")
+    steps = [r["step"] for r in records]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax_loss.plot(steps, [r["train_loss"] for r in records], label="train", marker=".")
+    if all("val_loss" in r for r in records):
+        ax_loss.plot(steps, [r["val_loss"] for r in records], label="validation", marker=".")
+    ax_loss.set(xlabel="step", ylabel="loss", title="loss")
+    ax_loss.legend()
+    ax_acc.plot(steps, [r["val_acc"] for r in records], color="tab:green", marker=".")
+    ax_acc.set(xlabel="step", ylabel="accuracy", title="validation accuracy", ylim=(0, 1))
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(
+    target: Tensor, pred: Tensor, class_names: Sequence[str] | None = None
+) -> Figure:
+    """Row-normalised confusion matrix (true class rows, predicted columns) with counts."""
+    k = int(max(int(target.max()), int(pred.max())) + 1)
+    counts = torch.zeros(k, k, dtype=torch.long)
+    counts.index_put_((target.long(), pred.long()), torch.ones_like(target.long()), accumulate=True)
+    rates = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * k, 0.8 + 0.45 * k))
+    im = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if counts[i, j]:
+                color = "white" if rates[i, j] > 0.5 else "black"
+                ax.text(
+                    j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7, color=color
+                )
+    names = list(class_names) if class_names else [str(i) for i in range(k)]
+    ax.set_xticks(range(k), names, fontsize=7, rotation=45 if len(names[0]) > 2 else 0)
+    ax.set_yticks(range(k), names, fontsize=7)
+    acc = (target == pred).float().mean().item()
+    ax.set(xlabel="predicted", ylabel="true", title=f"confusion matrix (accuracy {acc:.1%})")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_figure(
+    embedding: Tensor, labels: Tensor, *, method: str = "pca", seed: int = 0
+) -> Figure:
+    """Embeddings ``[N, D]`` mapped to 2-D (``pca`` or ``tsne``), one colour per class."""
+    x = embedding.double().numpy()
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        xy = PCA(n_components=2, random_state=seed).fit_transform(x)
+    elif method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, max(2.0, (len(x) - 1) / 3))
+        xy = TSNE(n_components=2, perplexity=perplexity, random_state=seed).fit_transform(x)
+    else:
+        raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    y = labels.numpy()
+    for c in np.unique(y):
+        ax.scatter(xy[y == c, 0], xy[y == c, 1], s=8, label=str(c), alpha=0.8)
+    ax.legend(fontsize=7, markerscale=2, title="class", loc="best")
+    ax.set(title=f"embeddings ({method.upper()})", xticks=[], yticks=[])
+    fig.tight_layout()
+    return fig
+
+
+def write_run_figures(run_dir: str | os.PathLike, method: str = "pca") -> list[Path]:
+    """Write ``curves.png``, ``confusion.png`` and ``embeddings.png`` of a finished run into its
+    directory; returns the paths written."""
+    from nngraph.io import load_torch_file
+
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        raise FileNotFoundError(f"{run_dir} has no metrics.jsonl: is it a train.py run directory?")
+    written = []
+
+    def save(fig: Figure, name: str) -> None:
+        path = run_dir / name
+        fig.savefig(path, dpi=130)
+        plt.close(fig)
+        written.append(path)
+
+    save(curves_figure(metrics), "curves.png")
+    outputs = run_dir / "test_outputs.pt"
+    if outputs.is_file():
+        out = load_torch_file(outputs, what="test outputs")
+        names = out.get("class_names") or None
+        save(confusion_figure(out["target"], out["pred"], names), "confusion.png")
+        save(embedding_figure(out["embedding"], out["target"], method=method), "embeddings.png")
+    return written
