@@ -3,7 +3,7 @@
 Options (Hydra overrides): ``data=<name>`` (nngraph/configs/data/: digits, mnist, fashion_mnist,
 cifar10, image_folder) with ``data.root=...``; ``fit.views``, ``fit.steps``, ``fit.lr``,
 ``fit.target_psnr``,
-``fit.subset=N`` (first N images of each split, for a quick look), ``fit.out=PATH``,
+``fit.subset=N`` (a seeded random N images of each split, for a quick look), ``fit.out=PATH``,
 ``fit.device=cpu|cuda|auto``, ``fit.overwrite=true``. Re-running an interrupted command resumes it.
 """
 

@@ -33,6 +33,7 @@ def test_readme_quickstart_is_two_lines_and_ci_runs_the_test_line() -> None:
     quickstart = text.split("## Quickstart", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     lines = [ln for ln in quickstart.splitlines() if ln.strip()]
     assert len(lines) == 2
+    assert lines[0].endswith("python train.py model=relational_transformer aug=siren_neg")
     assert lines[1] in (ROOT / ".ci" / "run").read_text().splitlines()
 
 

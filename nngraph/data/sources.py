@@ -52,11 +52,14 @@ class ImageSource:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def subset(self, n: int) -> ImageSource:
-        """The first ``n`` images of each of the source's splits (a quick look at a big source)."""
-        keep = torch.cat(
-            [(~self.is_test).nonzero().flatten()[:n], self.is_test.nonzero().flatten()[:n]]
-        )
+    def subset(self, n: int, seed: int = 0) -> ImageSource:
+        """A seeded random ``n`` images of each of the source's splits (a quick look at a big
+        source that keeps its class mix; the first ``n`` of a sorted source would not)."""
+        gen = torch.Generator().manual_seed(seed)
+        parts = []
+        for rows in ((~self.is_test).nonzero().flatten(), self.is_test.nonzero().flatten()):
+            parts.append(rows[torch.randperm(len(rows), generator=gen)[:n]])
+        keep = torch.cat(parts)
         keep = keep.sort().values
         return ImageSource(
             self.name,

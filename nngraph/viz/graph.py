@@ -1,9 +1,11 @@
 """Draw a neural graph: inputs left, outputs right, one column per layer; nodes coloured by bias,
-edges coloured by weight (sign) and drawn with alpha and width by magnitude, thinned to the
-strongest ones on wide networks. Everything goes through networkx, so the same graph exports to
-other tools (``nx.write_graphml``)."""
+edges coloured by weight (sign) and drawn with alpha and width by magnitude within their layer,
+thinned to the strongest ones on wide networks. Everything goes through networkx, so the same
+graph exports to other tools (``nx.write_graphml``)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -12,11 +14,14 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from torch import Tensor
 
-from nngraph.graph.convert import Graph
+from nngraph.graph.convert import Graph, graph_spec
 from nngraph.graph.nx import to_networkx
+from nngraph.graph.relabel import random_perms, relabel
 
 __all__ = ["draw_neural_graph", "layered_layout", "relabel_figure"]
 
@@ -44,24 +49,37 @@ def draw_neural_graph(
     title: str | None = None,
 ) -> Figure:
     """Draw one neural graph (a PyG ``Data`` or its networkx form). Edges beyond ``max_edges`` are
-    thinned to the largest-magnitude ones; alpha and width grow with |weight| so dense layers stay
-    legible. ``highlight`` rings the given nodes (e.g. the neurons a relabeling moved)."""
+    thinned to the largest-magnitude ones of each layer; alpha and width grow with |weight| relative
+    to its layer's largest, so every layer stays legible. ``highlight`` rings the given nodes
+    (e.g. the neurons a relabeling moved)."""
     g = graph if isinstance(graph, nx.DiGraph) else to_networkx(graph)
     fig = ax.figure if ax is not None else plt.figure(figsize=(7, 5))
     ax = ax if ax is not None else fig.add_subplot(111)
     pos = layered_layout(g)
-    edges = list(g.edges(data="weight"))
-    weights = np.array([w for _, _, w in edges], dtype=float)
-    if len(edges) > max_edges:
-        keep = np.argsort(-np.abs(weights))[:max_edges]
-        edges, weights = [edges[i] for i in keep], weights[keep]
-    scale = np.abs(weights).max() if len(weights) else 1.0
-    mag = np.abs(weights) / (scale or 1.0)
+    edges = list(g.edges(data=True))
+    weights = np.array([d["weight"] for _, _, d in edges], dtype=float)
+    layer = np.array([d["layer"] for _, _, d in edges])
+    # magnitudes relative to each weight layer's largest (SIREN layers differ in scale by 30x),
+    # and thinning per layer, so every layer stays visible
+    mag = np.zeros_like(weights)
+    keep = np.zeros(len(edges), dtype=bool)
+    layers = np.unique(layer)
+    budget = len(edges) if len(edges) <= max_edges else max(1, max_edges // max(len(layers), 1))
+    for lay in layers:
+        idx = np.nonzero(layer == lay)[0]
+        top = np.abs(weights[idx]).max() or 1.0
+        mag[idx] = np.abs(weights[idx]) / top
+        keep[idx[np.argsort(-mag[idx])[:budget]]] = True
+    shown = int(keep.sum())
+    edges, weights, mag = [edges[i] for i in np.nonzero(keep)[0]], weights[keep], mag[keep]
+    order = np.argsort(mag)  # strongest drawn last, on top
+    edges, weights, mag = [edges[i] for i in order], weights[order], mag[order]
     colors = plt.cm.coolwarm((np.sign(weights) * mag + 1) / 2)
-    colors[:, 3] = 0.08 + 0.8 * mag  # faint small weights, clear big ones
+    dense = min(1.0, 300.0 / max(shown, 1)) ** 0.5  # fainter when many edges are drawn
+    colors[:, 3] = (0.05 + 0.85 * mag) * max(dense, 0.25)
     nx.draw_networkx_edges(
         g, pos, edgelist=[(u, v) for u, v, _ in edges], edge_color=colors,
-        width=0.3 + 1.7 * mag, arrows=False, ax=ax,
+        width=0.2 + 1.6 * mag * max(dense, 0.4), arrows=False, ax=ax,
     )  # fmt: skip
     biases = np.array([d["bias"] for _, d in g.nodes(data=True)], dtype=float)
     bscale = np.abs(biases).max() or 1.0
@@ -86,17 +104,28 @@ def draw_neural_graph(
         else ""
     )
     ax.set_title(title or f"{g.graph.get('name', 'neural graph')}{shown}", fontsize=9)
-    ax.set_xlabel("layer (inputs left, outputs right); edges: red > 0, blue < 0")
+    ax.set_xlabel("layer (inputs left, outputs right); edges: red > 0, blue < 0, opacity: |w|")
     ax.set_yticks([])
+    fig.tight_layout()
     return fig
 
 
-def relabel_figure(graph: Graph, relabeled: Graph, moved: set[int] | None = None) -> Figure:
-    """A graph and a relabeling of it side by side (same function, different drawing), the moved
-    neurons ringed. ``moved`` defaults to the nodes whose bias changed."""
-    a, b = to_networkx(graph), to_networkx(relabeled)
-    if moved is None:
-        moved = {n for n in a.nodes if a.nodes[n]["bias"] != b.nodes[n]["bias"]}
+def relabel_figure(
+    graph: Graph,
+    perms: Sequence[Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> Figure:
+    """A graph and a relabeling of it side by side (same function, different drawing), with the
+    neurons that changed place ringed. ``perms``: one permutation per hidden layer (as for
+    :func:`nngraph.graph.relabel`); random when not given."""
+    spec = graph_spec(graph)
+    if perms is None:
+        perms = [p[0] for p in random_perms(spec, 1, generator=generator)]
+    starts = spec.templates.layer_start
+    moved = {
+        starts[k + 1] + i for k, p in enumerate(perms) for i in range(len(p)) if int(p[i]) != i
+    }
+    a, b = to_networkx(graph), to_networkx(relabel(graph, list(perms)))
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     draw_neural_graph(a, ax=axes[0], highlight=moved, title="original")
     draw_neural_graph(
