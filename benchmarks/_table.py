@@ -45,12 +45,14 @@ def run_grid(
             r = json.loads(line)
             done[r["key"]] = r
     for i, cell in enumerate(grid):
-        key = json.dumps(cell, sort_keys=True)
+        key = json.dumps({**cell, "budget": [*base, f"steps={steps_per_view1}", f"full={full}"]},
+                         sort_keys=True)  # fmt: skip
         if key in done:
             continue
         aug = cell["aug"]
         aug_arg = f"aug={aug}" if "," not in aug else f"aug=[{aug}]"
-        epochs = max(1, steps_per_view1 // 21 // cell["views"]) if not full else None
+        # the same number of steps for every cell (21 steps make an epoch of 1 view at batch 64)
+        epochs = max(1, -(-steps_per_view1 // (21 * cell["views"]))) if not full else None
         overrides = [
             *base,
             f"model={cell['model']}",
@@ -60,6 +62,7 @@ def run_grid(
             "trainer.progress=false",
             *([] if full else BUDGET[cell["model"]]),
             *([] if epochs is None else [f"trainer.epochs={epochs}"]),
+            *([] if full else [f"trainer.max_steps={steps_per_view1}"]),
         ]
         with initialize_config_dir(config_dir=CONFIGS, version_base=None):
             cfg = compose("config", overrides=overrides)
@@ -73,7 +76,7 @@ def run_grid(
         done[key] = result
         print(f"[{i + 1}/{len(grid)}] {cell} test_acc={summary['test_acc']:.3f} "
               f"({result['seconds']:.0f} s)", flush=True)  # fmt: skip
-    return [done[json.dumps(c, sort_keys=True)] for c in grid]
+    return [r for r in done.values() if any(all(r[k] == c[k] for k in c) for c in grid)]
 
 
 def mean_std(values: list[float]) -> str:

@@ -100,6 +100,9 @@ class GraphAugmentation(BaseTransform):
                 **fields: Tensor) -> Graph:  # fmt: skip
         """A shallow copy of ``data`` with new node / edge features (dense ``[B, ...]`` form)."""
         out = copy.copy(data)
+        for stale in ("raw_x", "raw_edge_attr"):  # kept by normalize_graph; no longer this batch's
+            if stale in out:
+                del out[stale]
         if x is not None:
             out.x = x.reshape(view.b * view.t.num_nodes, -1)
         if e is not None:

@@ -26,7 +26,8 @@ class GraphBatches:
     """Iterates over ``rows`` of ``store`` in batches of graphs on ``device``.
 
     ``shard=(rank, world)`` gives this process its share of every batch (distributed training:
-    each global batch is split across processes, so the gradient equals one process's).
+    each global batch is split across processes; when it splits evenly, the averaged gradient
+    equals one process's on the whole batch). A last batch smaller than ``world`` is skipped.
     """
 
     def __init__(

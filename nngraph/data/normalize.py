@@ -44,7 +44,7 @@ class LayerStats:
         return nm, ns, em, es
 
 
-def layer_stats(params: Tensor, spec: ArchSpec, eps: float = 1e-8) -> LayerStats:
+def layer_stats(params: Tensor, spec: ArchSpec, eps: float = 1e-6) -> LayerStats:
     """Statistics of ``params [N, P]`` (the training split) per weight layer."""
     if params.dim() != 2 or params.shape[1] != spec.num_params or len(params) == 0:
         raise ValueError(f"layer_stats needs params [N>0, {spec.num_params}] for {spec}")

@@ -43,4 +43,6 @@ def build_model(name: str, spec: ArchSpec, **kwargs: Any) -> WeightSpaceModel:
     try:
         return MODELS[name](spec, **kwargs)
     except TypeError as err:
+        if "unexpected keyword" not in str(err):
+            raise
         raise ValueError(f"bad settings for model {name!r}: {err}") from err

@@ -66,9 +66,9 @@ class PNANet(WeightSpaceModel):
         self.node_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(n_layers))
         self.edge_mlps = nn.ModuleList(
             nn.Sequential(nn.Linear(3 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-            for _ in range(n_layers)
+            for _ in range(n_layers - 1)
         )
-        self.edge_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(n_layers))
+        self.edge_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(n_layers - 1))
         self.drop = nn.Dropout(dropout)
         self.out_dim = pooled_dim(pooling, spec, hidden)
 
@@ -81,10 +81,10 @@ class PNANet(WeightSpaceModel):
         e = self.edge_encoder(batch.edge_attr)
         src, dst = batch.edge_index
         both = torch.cat([batch.edge_index, batch.edge_index.flip(0)], dim=1)
-        for conv, nnorm, emlp, enorm in zip(
-            self.convs, self.node_norms, self.edge_mlps, self.edge_norms
-        ):
+        for i, (conv, nnorm) in enumerate(zip(self.convs, self.node_norms)):
             edge_attr = torch.cat([e, e + self.backward_edge])
             h = nnorm(h + self.drop(F.silu(conv(h, both, edge_attr))))
-            e = enorm(e + self.drop(emlp(torch.cat([e, h[src], h[dst]], dim=-1))))
+            if i < len(self.edge_mlps):  # no update after the last layer: nothing would read it
+                update = self.edge_mlps[i](torch.cat([e, h[src], h[dst]], dim=-1))
+                e = self.edge_norms[i](e + self.drop(update))
         return Embeddings(pool(h.view(v.b, v.t.num_nodes, -1), v.spec, self.pooling), h, e)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -34,7 +35,8 @@ def setup_distributed(device: str) -> DistInfo:
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     backend = "nccl" if device == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        # long timeout: rank 0 may fit the INR store or run a linear probe while the others wait
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(hours=2))
     if device == "cuda":
         torch.cuda.set_device(local)
     return DistInfo(rank, world, local)

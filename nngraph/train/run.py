@@ -8,6 +8,7 @@ plain arguments, so each is usable from a notebook on its own.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from nngraph.data.sources import load_source
 from nngraph.data.store import INRStore, load_store
 from nngraph.graph.spec import ArchSpec
 from nngraph.io import atomic_torch_save, load_torch_file
-from nngraph.models import build_model, check_compatible
+from nngraph.models import MODELS, build_model, check_compatible
 from nngraph.tasks import ClassificationTask, SimCLRTask, linear_probe
 from nngraph.train.allocator import keep_freed_memory
 from nngraph.train.checkpoint import (
@@ -73,8 +74,10 @@ def open_store(cfg: DictConfig, info: DistInfo, progress: bool = True) -> tuple[
         build_store(
             load_source(cfg.data.name, **source_options(cfg.data)), spec, path, views=views,
             steps=int(fit.steps), lr=float(fit.lr), target_psnr=fit.target_psnr,
-            seed=int(fit.seed), val_fraction=float(cfg.data.val_fraction),
-            split_seed=int(cfg.data.split_seed), progress=progress,
+            batch_size=None if fit.batch_size is None else int(fit.batch_size),
+            chunk_size=int(fit.chunk_size), seed=int(fit.seed), device=fit.device,
+            val_fraction=float(cfg.data.val_fraction), split_seed=int(cfg.data.split_seed),
+            progress=progress,
         )  # fmt: skip
     if info.enabled:
         torch.distributed.barrier()
@@ -89,7 +92,10 @@ def _cached(path: Path, key: dict, make, info: DistInfo):
             return payload["value"]
     value = make()
     if info.is_main:
-        atomic_torch_save({"key": key, "value": value}, path)
+        try:
+            atomic_torch_save({"key": key, "value": value}, path)
+        except OSError as err:  # a read-only data folder: recompute next time
+            print(f"nngraph: cannot cache {path.name} beside the store ({err}); continuing")
     return value
 
 
@@ -103,7 +109,10 @@ def _alignment(store: INRStore, path: Path, signed: bool, info: DistInfo) -> Ali
         print(f"nngraph: aligning the store to a template once -> {cache_path}")
     cache = align_to_template(store.params, store.spec, signed=signed, progress=info.is_main)
     if info.is_main:
-        cache.save(cache_path)
+        try:
+            cache.save(cache_path)
+        except OSError as err:
+            print(f"nngraph: cannot cache {cache_path.name} beside the store ({err}); continuing")
     return cache
 
 
@@ -147,7 +156,8 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
     if want:
         model_spec = ArchSpec.from_dict(OmegaConf.to_container(want, resolve=True))
         try:
-            check_compatible(model_spec, spec, any_hidden_width=cfg.model.name != "mlp")
+            flexible = MODELS[cfg.model.name].any_hidden_width if cfg.model.name in MODELS else True
+            check_compatible(model_spec, spec, any_hidden_width=flexible)
         except ValueError as err:
             raise ValueError(f"data/model mismatch: data={cfg.data.name}: {err}") from None
     views = int(cfg.data.n_views)
@@ -165,7 +175,7 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
     probe_train = GraphBatches(store, store.indices("train", views=1), bs, device=device)
     stats = None
     if tr.normalize:
-        key = {"rows": len(rows["train"]), "views": views, "spec": spec.to_dict()}
+        key = {"views": views, "data": fingerprint(store.params, spec)}
         stats_path = store_path.with_name(f"{store_path.stem}.stats_v{views}.pt")
         made = _cached(
             stats_path, key, lambda: layer_stats(store.params[rows["train"]], spec).to_dict(), info
@@ -205,6 +215,8 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
     wd = float(tr.weight_decay if tr.weight_decay is not None else cfg.model.optim.weight_decay)
     optimizer = torch.optim.AdamW(task.parameters(), lr=lr, weight_decay=wd)
     epochs = int(tr.epochs)
+    if epochs < 1:
+        raise ValueError(f"trainer.epochs must be at least 1, got {epochs}")
     total = epochs * len(train)
     warm = tr.warmup_steps
     if warm is None:  # the model's warmup, but never more than a tenth of the run
@@ -215,21 +227,39 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
         print("nngraph: trainer.amp needs a GPU; training in float32")
 
     # ---- resume ----------------------------------------------------------------------------
-    state = {"step": 0, "epoch": 0, "batch": 0, "best": -math.inf, "best_step": -1, "time": 0.0}
+    state = {"step": 0, "epoch": 0, "batch": 0, "best": -math.inf, "best_step": -1, "time": 0.0,
+             "last_eval": 0}  # fmt: skip
     if tr.resume:
-        ckpt = load_checkpoint(resolve_checkpoint(tr.resume))
+        ckpt_path = resolve_checkpoint(tr.resume)
+        ckpt = load_checkpoint(ckpt_path)
         if ckpt["spec"] != spec.to_dict():
             raise ValueError(
                 f"data/model mismatch: the checkpoint {tr.resume} was trained on "
                 f"{ArchSpec.from_dict(ckpt['spec'])}, this data is {spec}"
             )
-        task.load_state_dict(ckpt["model"])
+        if len(ckpt["rng"]) != info.world:
+            raise ValueError(
+                f"the checkpoint was written by {len(ckpt['rng'])} process(es); resume it with "
+                f"the same number (this run has {info.world})"
+            )
+        try:
+            task.load_state_dict(ckpt["model"])
+        except RuntimeError as err:
+            raise ValueError(
+                f"the checkpoint {ckpt_path} does not fit this model config (resume with the "
+                f"model settings it was trained with): {str(err).splitlines()[0]}"
+            ) from None
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         state.update(ckpt["state"])
-        set_rng_state(ckpt["rng"], device)
-        for g, s in zip(_generators(augment), ckpt["aug_rng"]):
+        set_rng_state(ckpt["rng"][info.rank], device)
+        for g, s in zip(_generators(augment), ckpt["aug_rng"][info.rank]):
             g.set_state(s)
+        source = ckpt_path.parent
+        if info.is_main and source.resolve() != run_dir.resolve():
+            for name in ("best.pt", "metrics.jsonl"):  # the run continues in the new directory
+                if (source / name).exists():
+                    shutil.copy2(source / name, run_dir / name)
         if info.is_main:
             print(f"nngraph: resumed from {tr.resume} at step {state['step']}")
 
@@ -237,14 +267,25 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
         run_dir, OmegaConf.to_container(cfg, resolve=True), dict(cfg.logger)
     ) if info.is_main else None  # fmt: skip
 
-    def checkpoint_state() -> dict[str, Any]:
+    def rank_states() -> tuple[list, list]:
+        """Every process's RNG and augmentation-generator states (each rank draws its own)."""
+        mine = (rng_state(device), [g.get_state().cpu() for g in _generators(augment)])
+        if not info.enabled:
+            return [mine[0]], [mine[1]]
+        gathered: list = [None] * info.world
+        torch.distributed.all_gather_object(gathered, (
+            {k: v.cpu() for k, v in mine[0].items()}, mine[1]
+        ))  # fmt: skip
+        return [g[0] for g in gathered], [g[1] for g in gathered]
+
+    def checkpoint_state(rngs: tuple[list, list]) -> dict[str, Any]:
         return {
             "model": task.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "state": dict(state),
-            "rng": rng_state(device),
-            "aug_rng": [g.get_state() for g in _generators(augment)],
+            "rng": rngs[0],
+            "aug_rng": rngs[1],
             "spec": spec.to_dict(),
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
@@ -262,6 +303,8 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
     def eval_and_save() -> None:
         train_loss = mean_across(sum(running) / max(len(running), 1), info, device)
         running.clear()
+        rngs = rank_states()
+        state["last_eval"] = state["step"]
         if info.is_main:
             metrics = evaluate("val")
             record = {
@@ -274,17 +317,18 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
             }
             if "loss" in metrics:
                 record["val_loss"] = metrics["loss"]
-            logger.log(record)
             if metrics["acc"] > state["best"]:
                 state["best"], state["best_step"] = metrics["acc"], state["step"]
-                save_checkpoint(run_dir / "best.pt", checkpoint_state())
-            save_checkpoint(run_dir / "last.pt", checkpoint_state())
+                save_checkpoint(run_dir / "best.pt", checkpoint_state(rngs))
+            save_checkpoint(run_dir / "last.pt", checkpoint_state(rngs))
+            logger.log(record)  # after the checkpoint: a resumed run never repeats a line
         if info.enabled:
             torch.distributed.barrier()
 
     # ---- the loop --------------------------------------------------------------------------
     eval_every = int(tr.eval_every) if tr.eval_every else 0
     max_seconds = float(tr.max_minutes) * 60 if tr.max_minutes else math.inf
+    max_steps = int(tr.get("max_steps") or 0)
     task.train()
     epoch_bar = tqdm(range(epochs), desc="epochs", initial=state["epoch"], disable=not show)
     stopped = False
@@ -319,7 +363,10 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
             steps.set_postfix(loss=f"{logs['loss']:.3f}")
             if eval_every and state["step"] % eval_every == 0:
                 eval_and_save()
-            if state["time"] > max_seconds:
+            stop = state["time"] > max_seconds or bool(max_steps and state["step"] >= max_steps)
+            if info.enabled and max_seconds < math.inf:  # every process must stop at one step
+                stop = mean_across(float(stop), info, device) > 0
+            if stop:
                 stopped = True
                 break
         if not stopped:
@@ -328,6 +375,8 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
             epoch_bar.update(1)
         if not eval_every or stopped:
             eval_and_save()
+    if state["step"] != state["last_eval"]:  # steps since the last evaluation (eval_every)
+        eval_and_save()
     epoch_bar.close()
 
     # ---- test with the best checkpoint -----------------------------------------------------

@@ -79,7 +79,7 @@ def mixup_figure(
         for c, lam in enumerate(lams):
             with torch.no_grad():
                 img = mlp_forward(lam * pa + (1 - lam) * other, coords, spec)[0]
-            img = img.view(height, width, -1).clamp(0, 1).numpy()
+            img = img.view(height, width, -1).clamp(0, 1).cpu().numpy()
             ax = axes[r][c]
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])

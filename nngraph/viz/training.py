@@ -45,6 +45,7 @@ def confusion_figure(
 ) -> Figure:
     """Row-normalised confusion matrix (true class rows, predicted columns) with counts."""
     k = int(max(int(target.max()), int(pred.max())) + 1)
+    k = max(k, len(class_names or []))
     counts = torch.zeros(k, k, dtype=torch.long)
     counts.index_put_((target.long(), pred.long()), torch.ones_like(target.long()), accumulate=True)
     rates = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
