@@ -160,3 +160,10 @@ def test_data_model_mismatch_is_a_clear_error(store_path, tmp_path):
     )
     assert out.returncode == 1
     assert "data/model mismatch" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_wandb_logger_runs_offline_into_the_run_directory(store_path, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # the config's offline mode decides
+    run_config(store_path, tmp_path, "model=mlp", "trainer.epochs=1", "logger=wandb")
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run was written"
