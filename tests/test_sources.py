@@ -45,8 +45,14 @@ def test_digits_is_the_offline_default() -> None:
     assert torch.equal(src.is_test, torch.arange(1797) % 5 == 4)
     assert src.class_names == [str(i) for i in range(10)]
     sub = src.subset(3)
-    assert torch.equal(sub.index, torch.tensor([0, 1, 2, 4, 9, 14]))
+    assert int(sub.is_test.sum()) == 3 and int((~sub.is_test).sum()) == 3
+    assert torch.equal(sub.index, src.subset(3).index)  # seeded: the same rows every time
+    assert not torch.equal(sub.index, src.subset(3, seed=1).index)
     assert torch.equal(sub.images, src.images[sub.index])
+    assert torch.equal(sub.is_test, sub.index % 5 == 4)
+    # a random pick keeps the class mix (the first 100 test digits are mostly 4s and 9s)
+    test_labels = src.subset(100).labels[src.subset(100).is_test]
+    assert torch.bincount(test_labels, minlength=10).max() < 25
 
 
 @pytest.mark.parametrize(
