@@ -204,8 +204,8 @@ class DWSNet(WeightSpaceModel):
             DWSLayer(sizes[0], sizes[-1], n_w, a, b) for a, b in itertools.pairwise(dims)
         )
         self.act = nn.Sequential(nn.ReLU(), nn.Dropout(dropout))
-        ref = DWSLayer(sizes[0], sizes[-1], n_w, hidden, hidden)
-        inv = sum(ref._node_dim(m, hidden) for m in range(1, n_w)) + ref._graph_dim(hidden)
+        last = self.layers[-1]  # its output objects are what the readout averages
+        inv = sum(last._node_dim(m, hidden) for m in range(1, n_w)) + last._graph_dim(hidden)
         inv += hidden * max(n_w - 2, 0)
         self.readout = nn.Linear(inv, out_dim)
         self.out_dim = out_dim
