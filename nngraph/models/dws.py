@@ -198,6 +198,8 @@ class DWSNet(WeightSpaceModel):
         t = spec.templates
         if t.node_dim != t.edge_dim:
             raise ValueError("dws needs weights and biases of the same feature size")
+        if n_layers < 1:
+            raise ValueError(f"dws needs n_layers >= 1, got {n_layers}")
         sizes, n_w = spec.layer_sizes, spec.n_layers
         dims = [t.node_dim] + [hidden] * n_layers
         self.layers = nn.ModuleList(
