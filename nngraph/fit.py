@@ -2,7 +2,7 @@
 
 Options (Hydra overrides): ``data=<name>`` (nngraph/configs/data/: digits, mnist, fashion_mnist,
 cifar10, image_folder) with ``data.root=...``; ``fit.views``, ``fit.steps``, ``fit.lr``,
-``fit.target_psnr``,
+``fit.target_psnr``, ``fit.init`` (dwsnets | siren),
 ``fit.subset=N`` (a seeded random N images of each split, for a quick look), ``fit.out=PATH``,
 ``fit.device=cpu|cuda|auto``, ``fit.overwrite=true``. Re-running an interrupted command resumes it.
 """
@@ -55,6 +55,7 @@ def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
         batch_size=batch_size, chunk_size=int(fit.chunk_size), seed=int(fit.seed),
         val_fraction=float(cfg.data.val_fraction), split_seed=int(cfg.data.split_seed),
         device=fit.device, progress=bool(fit.progress), overwrite=bool(fit.overwrite),
+        init=str(fit.get("init", "dwsnets")),
     )  # fmt: skip
     return store, out
 

@@ -24,7 +24,7 @@ def source():
 
 
 def _build(source, out: Path, **kw):
-    options = dict(views=2, steps=200, chunk_size=8, progress=False, val_fraction=0.25)
+    options = dict(views=2, steps=500, lr=2e-3, chunk_size=8, progress=False, val_fraction=0.25)
     return build_store(source, SPEC, out, **{**options, **kw})
 
 
@@ -103,7 +103,7 @@ def test_unfinished_run_with_other_settings_is_not_mixed_in(
     with pytest.raises(KeyboardInterrupt):
         _build(source, out)
     with pytest.raises(
-        ValueError, match=r"unfinished run with other settings \(steps: 200 -> 50\)"
+        ValueError, match=r"unfinished run with other settings \(steps: 500 -> 50\)"
     ):
         _build(source, out, steps=50)
 
@@ -186,3 +186,13 @@ def test_missing_required_config_value_is_explained(tmp_path: Path) -> None:
         ValueError, match=r"data=image_folder needs a value for data.root.*data.root=/path"
     ):
         run_fit(cfg)
+
+
+def test_a_store_fitted_from_another_init_is_not_served(source, tmp_path: Path) -> None:
+    out = tmp_path / "s.pt"
+    _build(source, out, init="siren", steps=20, target_psnr=None)
+    with pytest.raises(ValueError, match=r"other settings \(init: 'siren' -> 'dwsnets'\)"):
+        _build(source, out, steps=20, target_psnr=None)
+    with pytest.raises(ValueError, match="unknown SIREN init 'xavier'"):
+        _build(source, tmp_path / "t.pt", init="xavier")
+    assert not (tmp_path / "t.pt").exists()

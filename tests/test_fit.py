@@ -25,7 +25,7 @@ def _render(params: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
 
 def test_fitted_inrs_reach_the_target_and_redraw_their_images(digits) -> None:
     images = digits.images[:48]
-    result = fit_inrs(images, SPEC, steps=300, progress=False, seed=1)
+    result = fit_inrs(images, SPEC, steps=1000, progress=False, seed=1)  # the paper's settings
     assert result.params.shape == (48, SPEC.num_params)
     assert bool((result.psnr >= 35).all()), result.psnr.min()
     redrawn = _render(result.params, digits.image_shape)
@@ -33,12 +33,12 @@ def test_fitted_inrs_reach_the_target_and_redraw_their_images(digits) -> None:
     torch.testing.assert_close(measured, result.psnr, rtol=0, atol=1e-3)  # psnr is of these params
     assert float(measured.min()) >= 35
     # early stopping: converged INRs stopped before the step budget, once past the target
-    assert bool((result.steps < 300).all()) and bool((result.psnr >= 40).all())
+    assert bool((result.steps < 1000).all()) and bool((result.psnr >= 40).all())
 
 
 def test_views_are_distinct_inrs_of_the_same_image(digits) -> None:
     images = digits.images[:6]
-    result = fit_inrs(images, SPEC, views=3, steps=300, progress=False)
+    result = fit_inrs(images, SPEC, views=3, steps=1000, progress=False)
     params = result.params.view(6, 3, -1)
     for i in range(6):
         for a in range(3):

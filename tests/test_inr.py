@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from nngraph.graph import ArchSpec
-from nngraph.inr import MLP, Siren, coordinate_grid, mlp_forward, siren_forward
+from nngraph.inr import (
+    MLP,
+    Siren,
+    coordinate_grid,
+    mlp_forward,
+    sample_init_params,
+    siren_forward,
+)
 from tests.helpers import random_network
 
 
@@ -29,12 +36,29 @@ def test_siren_computes_dwsnets_formula() -> None:
 
 
 def test_siren_init_bounds() -> None:
-    m = Siren(hidden_dim=64)
-    assert m.seq[0].weight.abs().max() <= 1 / 2
+    torch.manual_seed(0)
+    m = Siren(hidden_dim=64)  # DWSNets' INR: every sine layer U(±sqrt(6/fan_in)/w0)
+    first = m.seq[0].weight.abs().max()
+    assert (6 / 2) ** 0.5 / 30 * 0.9 < first <= (6 / 2) ** 0.5 / 30
     assert m.seq[1].weight.abs().max() <= (6 / 64) ** 0.5 / 30
     assert m.seq[0].bias.abs().max() == 0 and m.seq[1].bias.abs().max() == 0
+    sitzmann = Siren(hidden_dim=64, init="siren").seq[0].weight.abs().max()
+    assert 0.9 * 1 / 2 < sitzmann <= 1 / 2  # Sitzmann et al.'s first layer U(±1/fan_in)
     with pytest.raises(ValueError, match="activation='sine'"):
         Siren(spec=ArchSpec.mlp((2, 4, 1)))
+    with pytest.raises(ValueError, match="unknown SIREN init"):
+        Siren(init="kaiming")
+
+
+@pytest.mark.parametrize("init", ["dwsnets", "siren"])
+def test_batched_init_draws_from_the_same_bounds_as_the_module(init: str) -> None:
+    spec = ArchSpec.siren(hidden_dim=16)
+    rows = sample_init_params(spec, 2000, torch.Generator().manual_seed(0), init)
+    first = 1 / 2 if init == "siren" else (6 / 2) ** 0.5 / 30
+    hidden = (6 / 16) ** 0.5 / 30
+    for (a, b), bound in [((0, 32), first), ((48, 304), hidden)]:  # first / hidden weights
+        assert 0.99 * bound < rows[:, a:b].abs().max() <= bound
+    assert rows[:, 32:48].abs().max() == 0  # sine-layer biases start at zero
 
 
 def test_functional_forward_matches_modules(spec: ArchSpec) -> None:

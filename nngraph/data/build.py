@@ -23,6 +23,7 @@ from nngraph.data.sources import ImageSource
 from nngraph.data.store import INRStore, assign_splits, load_store, save_store
 from nngraph.graph.spec import ArchSpec
 from nngraph.inr.fit import check_images, fit_inrs
+from nngraph.inr.siren import INITS
 from nngraph.io import atomic_torch_save, load_torch_file
 
 __all__ = ["build_store", "default_store_path"]
@@ -53,15 +54,19 @@ def build_store(
     device: str | torch.device | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    init: str = "dwsnets",
 ) -> INRStore:
     """Fit ``views`` INRs per image of ``source`` and write them as one store at ``out``.
 
     An existing store made with the same settings is returned as it is (``overwrite`` refits);
     one made with other settings is an error, so a cache never silently serves the wrong data.
+    ``init`` is the SIREN init convention (``"dwsnets"``, as the published INR datasets).
     """
     out = Path(out).expanduser()
     # every check before anything is written: bad input leaves no parts behind
     check_images(source.images, spec)
+    if init not in INITS:
+        raise ValueError(f"unknown SIREN init {init!r}; choose one of {', '.join(INITS)}")
     if views < 1 or steps < 0 or chunk_size < 1 or (batch_size is not None and batch_size < 1):
         raise ValueError(
             f"need views >= 1, steps >= 0, chunk_size >= 1, batch_size >= 1; got views={views}, "
@@ -78,6 +83,7 @@ def build_store(
         "lr": lr,
         "target_psnr": target_psnr,
         "seed": seed,
+        "init": init,
         "chunk_size": chunk_size,
         "val_fraction": val_fraction,
         "split_seed": split_seed,
@@ -124,7 +130,7 @@ def build_store(
             result = fit_inrs(
                 source.images[items.start : items.stop], spec, views=views, steps=steps, lr=lr,
                 target_psnr=target_psnr, batch_size=batch_size, seed=seed * 1_000_003 + c,
-                device=device, progress=bar,
+                device=device, progress=bar, init=init,
             )  # fmt: skip
             atomic_torch_save(
                 {"params": result.params, "psnr": result.psnr, "steps": result.steps,

@@ -2,9 +2,10 @@
 
 from nngraph.inr.fit import FitResult, fit_inrs, psnr
 from nngraph.inr.functional import coordinate_grid, mlp_forward, siren_forward
-from nngraph.inr.siren import MLP, Siren, sample_init_params
+from nngraph.inr.siren import INITS, MLP, Siren, sample_init_params
 
 __all__ = [
+    "INITS",
     "MLP",
     "FitResult",
     "Siren",

@@ -102,6 +102,7 @@ def fit_inrs(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool | tqdm = True,
+    init: str = "dwsnets",
 ) -> FitResult:
     """Fit ``views`` INRs of ``spec`` to each image (``[M, H, W]`` or ``[M, H, W, C]`` in [0, 1]).
 
@@ -111,6 +112,7 @@ def fit_inrs(
     :func:`auto_batch_size`). Inits come from one generator
     seeded with ``seed``, so results do not depend on ``batch_size`` or the device beyond float
     rounding. ``progress`` may be a ``tqdm`` bar to advance (left open) instead of a flag.
+    ``init``: the SIREN init convention (:data:`nngraph.inr.siren.INITS`; default DWSNets').
     """
     images = check_images(images, spec)
     dev = auto_device(device)
@@ -124,7 +126,7 @@ def fit_inrs(
         )
     n = m * views
     # every init drawn up front, so a row's init does not depend on batch_size
-    inits = sample_init_params(spec, n, torch.Generator().manual_seed(seed))
+    inits = sample_init_params(spec, n, torch.Generator().manual_seed(seed), init)
     coords = coordinate_grid(height, width, device=dev)
     out_params = torch.empty(n, spec.num_params)
     out_psnr = torch.empty(n)

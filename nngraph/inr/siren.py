@@ -16,7 +16,10 @@ from torch import Tensor, nn
 from nngraph.graph.activations import apply_activation
 from nngraph.graph.spec import ArchSpec
 
-__all__ = ["MLP", "Siren", "sample_init_params"]
+__all__ = ["INITS", "MLP", "Siren", "sample_init_params", "siren_weight_bound"]
+
+#: SIREN init conventions: DWSNets' (the published INR datasets') and Sitzmann et al.'s
+INITS = ("dwsnets", "siren")
 
 
 class MLP(nn.Module):
@@ -26,7 +29,7 @@ class MLP(nn.Module):
     initialisation, like :class:`Siren`.
     """
 
-    def __init__(self, spec: ArchSpec) -> None:
+    def __init__(self, spec: ArchSpec, init: str = "dwsnets") -> None:
         super().__init__()
         if spec.family != "mlp":
             raise ValueError(f"MLP builds family 'mlp' specs, got {spec}")
@@ -34,15 +37,14 @@ class MLP(nn.Module):
         sizes = spec.layer_sizes
         self.seq = nn.Sequential(*[nn.Linear(a, b) for a, b in itertools.pairwise(sizes)])
         if spec.is_siren:
-            self.reset_siren_parameters()
+            self.reset_siren_parameters(init=init)
 
     @torch.no_grad()
-    def reset_siren_parameters(self, c: float = 6.0) -> None:
-        """SIREN init as in DWSNets' INRs: first layer U(±1/fan_in), hidden sine layers
-        U(±sqrt(c/fan_in)/w0), sine-layer biases zero, last layer PyTorch's default."""
+    def reset_siren_parameters(self, c: float = 6.0, init: str = "dwsnets") -> None:
+        """SIREN init (see :func:`siren_weight_bound`): sine layers U(±bound), their biases
+        zero, the last layer PyTorch's default."""
         for i, layer in enumerate(self.seq[:-1]):
-            fan_in = layer.in_features
-            bound = 1.0 / fan_in if i == 0 else math.sqrt(c / fan_in) / self.spec.w0
+            bound = siren_weight_bound(i, layer.in_features, self.spec.w0, init, c)
             layer.weight.uniform_(-bound, bound)
             layer.bias.zero_()
 
@@ -76,23 +78,46 @@ class Siren(MLP):
         out_offset: float = 0.5,
         *,
         spec: ArchSpec | None = None,
+        init: str = "dwsnets",
     ) -> None:
         if spec is None:
             spec = ArchSpec.siren(in_dim, hidden_dim, n_layers, out_dim, w0, out_offset)
         elif not spec.is_siren:
             raise ValueError(f"Siren needs a spec with activation='sine', got {spec}; use MLP")
-        super().__init__(spec)
+        super().__init__(spec, init)
 
 
-def sample_init_params(spec: ArchSpec, n: int, generator: torch.Generator | None = None) -> Tensor:
+def siren_weight_bound(
+    layer: int, fan_in: int, w0: float, init: str = "dwsnets", c: float = 6.0
+) -> float:
+    """Half-width of the uniform init of sine layer ``layer``'s weights.
+
+    ``"dwsnets"``: ``sqrt(c/fan_in)/w0`` for every sine layer, first included, as DWSNets' ``INR``
+    draws them (its ``is_first`` flag is never set) and so as the published MNIST/FMNIST INR
+    datasets were made: INRs start as slowly varying functions and fitting has to move the weights,
+    so the weights describe the image. ``"siren"``: Sitzmann et al.'s ``U(±1/fan_in)`` for the
+    first layer: high frequencies from the start, the first layer barely moves while fitting and
+    stays mostly random init (raw weights then say little about the image)."""
+    if init not in INITS:
+        raise ValueError(f"unknown SIREN init {init!r}; choose one of {', '.join(INITS)}")
+    if layer == 0 and init == "siren":
+        return 1.0 / fan_in
+    return math.sqrt(c / fan_in) / w0
+
+
+def sample_init_params(
+    spec: ArchSpec, n: int, generator: torch.Generator | None = None, init: str = "dwsnets"
+) -> Tensor:
     """``n`` independent initialisations ``[n, P]`` drawn as :class:`MLP` draws one: the SIREN init
-    for sine specs (see :meth:`MLP.reset_siren_parameters`), PyTorch's ``nn.Linear`` default
+    ``init`` for sine specs (see :func:`siren_weight_bound`), PyTorch's ``nn.Linear`` default
     (uniform +-1/sqrt(fan_in) for weights and biases) otherwise. One call, no per-network loop."""
+    if init not in INITS:
+        raise ValueError(f"unknown SIREN init {init!r}; choose one of {', '.join(INITS)}")
     columns = []
     last = spec.n_layers - 1
     for layer, (n_in, n_out) in enumerate(zip(spec.layer_sizes[:-1], spec.layer_sizes[1:])):
         if spec.is_siren and layer < last:
-            bound = 1.0 / n_in if layer == 0 else math.sqrt(6.0 / n_in) / spec.w0
+            bound = siren_weight_bound(layer, n_in, spec.w0, init)
             bias_bound = 0.0
         else:
             bound = bias_bound = 1.0 / math.sqrt(n_in)

@@ -67,8 +67,11 @@ def open_store(cfg: DictConfig, info: DistInfo, progress: bool = True) -> tuple[
     if cfg.data.get("path"):
         return load_store(cfg.data.path), Path(cfg.data.path)
     path = default_store_path(cfg.data_dir, cfg.data.name, views)
-    if not path.exists() and info.is_main:
-        print(f"nngraph: fitting the {cfg.data.name} INR store once ({views} view(s)) -> {path}")
+    if info.is_main:  # fits on first use; an existing store made with other settings is an error
+        if not path.exists():
+            print(
+                f"nngraph: fitting the {cfg.data.name} INR store once ({views} view(s)) -> {path}"
+            )
         spec = ArchSpec.from_dict(OmegaConf.to_container(cfg.data.arch, resolve=True))
         fit = cfg.fit
         build_store(
@@ -77,7 +80,7 @@ def open_store(cfg: DictConfig, info: DistInfo, progress: bool = True) -> tuple[
             batch_size=None if fit.batch_size is None else int(fit.batch_size),
             chunk_size=int(fit.chunk_size), seed=int(fit.seed), device=fit.device,
             val_fraction=float(cfg.data.val_fraction), split_seed=int(cfg.data.split_seed),
-            progress=progress,
+            progress=progress, init=str(fit.get("init", "dwsnets")), overwrite=bool(fit.overwrite),
         )  # fmt: skip
     if info.enabled:
         torch.distributed.barrier()
