@@ -1,4 +1,5 @@
-"""Importers for published INR datasets, tested on small fixtures written in their formats."""
+"""Importers for published INR datasets, tested on small fixtures written in their formats, and
+the exporters that write a store back out in those formats (round trips through the importers)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from nngraph.data import import_dwsnets, import_wsa, load_store, reconstruct
-from nngraph.graph import ArchSpec
+from nngraph.data import (
+    SPLITS,
+    INRStore,
+    export_dwsnets,
+    export_wsa,
+    import_dwsnets,
+    import_wsa,
+    load_store,
+    reconstruct,
+    save_store,
+)
+from nngraph.graph import ArchSpec, register_family
+from nngraph.graph.mlp import MLPFamily
 from nngraph.inr import Siren
 from nngraph.inr.functional import coordinate_grid
+from tests.helpers import random_params
 
 
 def _inr(seed: int) -> dict[str, torch.Tensor]:
@@ -125,3 +138,102 @@ def test_an_odd_first_file_is_pointed_at(tmp_path: Path) -> None:
         ValueError, match=r"ok\.pth: .*read from the first file, odd\.pth.*pass spec="
     ):
         import_dwsnets(root / "s.json", progress=False)
+
+
+# ---- exporters ---------------------------------------------------------------------------------
+
+
+def _export_store(spec: ArchSpec, n_items: int = 6, views: int = 3) -> INRStore:
+    """Rows view-major (the views of an item far apart), source ids neither 0.. nor contiguous,
+    splits interleaved: nothing the exporters could get right by accident."""
+    n = n_items * views
+    item_split = torch.tensor([0, 2, 1, 0, 2, 0])[:n_items]
+    return INRStore(
+        params=random_params(spec, n, seed=3),
+        labels=(torch.arange(n_items) * 7 % 10).repeat(views),
+        view=torch.arange(views).repeat_interleave(n_items),
+        source_index=(torch.arange(n_items) * 5 + 11).flip(0).repeat(views),
+        split=item_split.repeat(views),
+        psnr=torch.full((n,), 40.0),
+        spec=spec,
+        meta={"source": "test", "image_shape": [8, 8, 1]},
+    )
+
+
+def _split_order(store: INRStore) -> torch.Tensor:
+    """The rows in the order the exporters write them: split by split, store order within."""
+    return torch.cat([store.indices(s) for s in SPLITS])
+
+
+def _first_seen(ids: torch.Tensor) -> list[int]:
+    """Ids renumbered 0, 1, ... in order of first appearance (how the importers number items)."""
+    seen: dict[int, int] = {}
+    return [seen.setdefault(i, len(seen)) for i in ids.tolist()]
+
+
+@pytest.mark.parametrize("spec", [ArchSpec.siren(hidden_dim=8), ArchSpec.mlp((3, 5, 4, 2))])
+def test_export_dwsnets_round_trip(tmp_path: Path, spec: ArchSpec) -> None:
+    store = _export_store(spec)
+    save_store(store, tmp_path / "store.pt")
+    splits = export_dwsnets(tmp_path / "store.pt", tmp_path / "dws", progress=False)
+    assert splits == (tmp_path / "dws" / "splits.json").resolve()
+    table = json.loads(splits.read_text())
+    assert all(Path(p).is_absolute() for s in SPLITS for p in table[s]["path"])
+    # each file is what DWSNets' INR module (and nngraph's Siren/MLP, same keys) loads
+    first = torch.load(table["train"]["path"][0], weights_only=True)
+    assert list(first) == [k for k, _ in spec.param_shapes]
+    assert all(v.untyped_storage().nbytes() == 4 * v.numel() for v in first.values())  # no store
+    back = import_dwsnets(splits, spec=None if spec.is_siren else spec, progress=False)
+    order = _split_order(store)
+    assert back.spec == spec
+    assert torch.equal(back.params, store.params[order])
+    assert torch.equal(back.labels, store.labels[order])
+    assert torch.equal(back.split, store.split[order])
+    # a subset of rows: only those are written, still split by split
+    rows = torch.tensor([7, 1, 0])
+    sub = export_dwsnets(store, tmp_path / "sub", rows=rows, progress=False)
+    back = import_dwsnets(sub, spec=spec, progress=False)
+    assert torch.equal(back.params, store.params[[0, 7, 1]])  # splits 0, 0, 2
+
+
+def test_export_wsa_round_trip_keeps_views_and_items(tmp_path: Path) -> None:
+    store = _export_store(ArchSpec.siren(hidden_dim=8))
+    splits = export_wsa(store, tmp_path / "multiview", progress=False)
+    table = json.loads(splits.read_text())
+    assert table["train"][0] == "multiview/train/item_36/view_0.pth"  # as the reference names it
+    saved = torch.load(tmp_path / table["train"][0], weights_only=True)
+    assert saved["label"].dtype == torch.long and saved["label"].dim() == 0
+    back = import_wsa(splits, progress=False)
+    order = _split_order(store)
+    assert back.spec == store.spec
+    assert torch.equal(back.params, store.params[order])
+    assert torch.equal(back.labels, store.labels[order])
+    assert torch.equal(back.split, store.split[order])
+    assert torch.equal(back.view, store.view[order])
+    # the items: the same grouping of rows, numbered as the importer numbers them
+    assert back.source_index.tolist() == _first_seen(store.source_index[order])
+    assert len(back.source_index.unique()) == len(store.source_index.unique())
+    train = back.indices("train", views=1)
+    assert torch.equal(back.params[train], store.params[store.indices("train", views=1)])
+
+
+def test_exporters_reject_bad_input_before_writing(tmp_path: Path) -> None:
+    store = _export_store(ArchSpec.siren(hidden_dim=8))
+    (tmp_path / "file").write_text("x")
+    for export in (export_dwsnets, export_wsa):
+        with pytest.raises(ValueError, match="out_dir .*file exists and is not a directory"):
+            export(store, tmp_path / "file", progress=False)
+        with pytest.raises(ValueError, match="nothing to export"):
+            export(store, tmp_path / "out", rows=torch.tensor([], dtype=torch.long))
+        with pytest.raises(ValueError, match=r"rows must lie in 0\.\.17"):
+            export(store, tmp_path / "out", rows=torch.tensor([18]))
+    with pytest.raises(ValueError, match="'inrs_views2' reads as a view number"):
+        export_wsa(store, tmp_path / "inrs_views2", progress=False)
+    twice = INRStore(**{**store.__dict__, "view": torch.zeros(len(store), dtype=torch.long)})
+    with pytest.raises(ValueError, match="two rows of the train split are view 0 of source item"):
+        export_wsa(twice, tmp_path / "out", progress=False)
+    register_family(type("_Dense", (MLPFamily,), {"name": "test_dense"})())
+    other = INRStore(**{**store.__dict__, "spec": ArchSpec((2, 8, 8, 1), family="test_dense")})
+    with pytest.raises(ValueError, match="holds dense MLPs .*not family 'test_dense'"):
+        export_dwsnets(other, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "inrs_views2").exists()
