@@ -7,6 +7,7 @@ from nngraph.viz.training import (
     confusion_figure,
     curves_figure,
     embedding_figure,
+    loss_curves_figure,
     write_run_figures,
 )
 
@@ -17,6 +18,7 @@ __all__ = [
     "draw_neural_graph",
     "embedding_figure",
     "layered_layout",
+    "loss_curves_figure",
     "mixup_figure",
     "relabel_figure",
     "render_graphs",

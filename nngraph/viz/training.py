@@ -19,7 +19,13 @@ from torch import Tensor
 
 from nngraph.train.logging import read_metrics
 
-__all__ = ["confusion_figure", "curves_figure", "embedding_figure", "write_run_figures"]
+__all__ = [
+    "confusion_figure",
+    "curves_figure",
+    "embedding_figure",
+    "loss_curves_figure",
+    "write_run_figures",
+]
 
 
 def curves_figure(metrics: str | os.PathLike | Sequence[dict]) -> Figure:
@@ -36,6 +42,26 @@ def curves_figure(metrics: str | os.PathLike | Sequence[dict]) -> Figure:
     ax_loss.legend()
     ax_acc.plot(steps, [r["val_acc"] for r in records], color="tab:green", marker=".")
     ax_acc.set(xlabel="step", ylabel="accuracy", title="validation accuracy", ylim=(0, 1))
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves_figure(runs: dict[str, Sequence[dict]], title: str = "") -> Figure:
+    """The paper's Figure 1: train (dashed) and validation (solid) loss of several runs, one
+    colour per run (``{"none": records, "mixup_align": records}``, records as in
+    ``metrics.jsonl``): where validation loss turns up without augmentation, and whether an
+    augmentation keeps it down."""
+    if not runs or not all(runs.values()):
+        raise ValueError("loss_curves_figure needs at least one run with evaluations")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (name, records) in enumerate(runs.items()):
+        color = f"C{i}"
+        steps = [r["step"] for r in records]
+        ax.plot(steps, [r["train_loss"] for r in records], "--", color=color, label=f"{name} train")
+        if all("val_loss" in r for r in records):
+            ax.plot(steps, [r["val_loss"] for r in records], "-", color=color, label=f"{name} val")
+    ax.set(xlabel="step", ylabel="cross-entropy loss", title=title or "train vs validation loss")
+    ax.legend()
     fig.tight_layout()
     return fig
 
