@@ -80,14 +80,15 @@ def load_done(out: Path) -> dict[str, dict]:
     return done
 
 
-def run_grid(cells: list[tuple[dict, list[str]]], out: Path) -> list[dict]:
-    """Run every ``(cell, overrides)`` not yet in ``out``; return the results of all cells."""
+def run_grid(cells: list[tuple[dict, list[str]]], out: Path, run_missing: bool = True) -> list:
+    """Run every ``(cell, overrides)`` not yet in ``out`` (unless ``run_missing`` is false);
+    return the results of the cells that are done."""
     done = load_done(out)
     keys = []
     for i, (cell, overrides) in enumerate(cells):
         key = json.dumps({**cell, "overrides": overrides}, sort_keys=True)
         keys.append(key)
-        if key in done:
+        if key in done or not run_missing:
             continue
         start = time.perf_counter()
         summary, curve = run_cell(overrides)
@@ -100,7 +101,7 @@ def run_grid(cells: list[tuple[dict, list[str]]], out: Path) -> list[dict]:
         print(f"[{i + 1}/{len(cells)}] {cell} test_acc={summary['test_acc']:.3f} best step "
               f"{summary['best_step']}/{summary['steps']} ({result['seconds']:.0f} s)",
               flush=True)  # fmt: skip
-    return [done[k] for k in keys]
+    return [done[k] for k in keys if k in done]
 
 
 def mean_std(values: list[float]) -> str:

@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--trainer", default="default")
     ap.add_argument("--out-dir", type=Path, default=Path("results"))
     ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--report-only", action="store_true",
+                    help="only tabulate the cells already in the results file")  # fmt: skip
     args = ap.parse_args()
     if args.factor < 3:
         print(f"note: --factor {args.factor} < 3 stops before augmentations can show their effect")
@@ -97,7 +99,7 @@ def main() -> None:
                     cell = {"model": m, "aug": a, "views": v, "seed": s}
                     cells.append((cell, cell_overrides(cell, base, steps, args.eval_every,
                                                        args.full)))  # fmt: skip
-    results = run_grid(cells, args.out_dir / "paper_table.jsonl")
+    results = run_grid(cells, args.out_dir / "paper_table.jsonl", run_missing=not args.report_only)
     minutes = (time.perf_counter() - start) / 60
     cols = [(m, v) for m in args.models for v in args.views]
     names = [f"{m} ({v} view{'s' if v > 1 else ''})" for m, v in cols]

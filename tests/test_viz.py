@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from matplotlib.figure import Figure
 
 from nngraph.augment import build_augmentation
@@ -86,3 +88,15 @@ def test_run_figures_cli_writes_pngs(tmp_path):
         text=True,
     )
     assert bad.returncode == 1 and "no metrics.jsonl" in bad.stderr
+
+
+def test_loss_curves_figure_draws_train_and_validation_per_run() -> None:
+    from nngraph.viz import loss_curves_figure
+
+    records = [{"step": s, "train_loss": 2 / s, "val_loss": 1 + s / 100} for s in (1, 2, 3)]
+    fig = loss_curves_figure({"none": records, "mixup_align": records[:2]}, title="t")
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4 and [len(line.get_xdata()) for line in lines] == [3, 3, 2, 2]
+    assert fig.axes[0].get_legend() is not None
+    with pytest.raises(ValueError, match="at least one run"):
+        loss_curves_figure({"none": []})
