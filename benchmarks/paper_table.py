@@ -90,11 +90,11 @@ def main() -> None:
     base = [f"trainer={args.trainer}", f"data_dir={args.data_dir}"]
     start = time.perf_counter()
     points = {m: overfitting_point(m, args, base)["S"] for m in args.models}
-    cells = []
-    for m in args.models:
-        for v in args.views:
-            steps = round(args.factor * points[m] * (1 if v == 1 else v / 3))
-            for a in args.augs:
+    cells = []  # one view first, then more views, "none" first: what the claims need comes first
+    for v in sorted(args.views):
+        for a in sorted(args.augs, key=lambda a: a != "none"):
+            for m in args.models:
+                steps = round(args.factor * points[m] * (1 if v == 1 else v / 3))
                 for s in args.seeds:
                     cell = {"model": m, "aug": a, "views": v, "seed": s}
                     cells.append((cell, cell_overrides(cell, base, steps, args.eval_every,

@@ -265,3 +265,16 @@ def test_every_model_config_builds_its_model():
         assert cfg.name == name
         model = build_model(cfg.name, SPECS[0], **cfg.kwargs)
         assert model.out_dim > 0 and cfg.optim.lr > 0
+
+
+def test_dws_block_norm_keeps_invariance_in_training_mode():
+    """Batch statistics over whole weight matrices / bias vectors do not see a relabeling."""
+    spec = ArchSpec.siren(hidden_dim=6)
+    model = make("dws", spec).train()
+    assert len(model.norms) == len(model.layers) - 1 > 0
+    g = batch_of(spec, b=6)
+    out = model(g).graph
+    again = model(random_relabel(g, torch.Generator().manual_seed(3))).graph
+    torch.testing.assert_close(again, out, rtol=1e-4, atol=1e-5)
+    plain = make("dws", spec, norm=False)
+    assert len(plain.norms) == 0

@@ -29,7 +29,7 @@ from nngraph.graph.convert import Graph
 from nngraph.graph.spec import ArchSpec
 from nngraph.models.base import Embeddings, WeightSpaceModel
 
-__all__ = ["DWSLayer", "DWSNet"]
+__all__ = ["BlockNorm", "DWSLayer", "DWSNet"]
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,37 @@ def _unfold(nodes: dict, edges: dict, graph: Tensor, lay: _Layout, c: int) -> tu
     return torch.cat(x_parts, 1), torch.cat(e_parts, 1)
 
 
+class BlockNorm(nn.Module):
+    """Batch norm per weight matrix and per bias vector (statistics over the batch and the
+    matrix's entries, per channel), as DWSNets normalises between its layers. Statistics over
+    whole blocks are invariant to relabeling, so the layer stays equivariant; parameters depend
+    on depth only, so any hidden width passes."""
+
+    def __init__(self, n_weight_layers: int, channels: int) -> None:
+        super().__init__()
+        self.weights = nn.ModuleList(nn.BatchNorm1d(channels) for _ in range(n_weight_layers))
+        self.biases = nn.ModuleList(nn.BatchNorm1d(channels) for _ in range(n_weight_layers))
+
+    def forward(self, x: Tensor, e: Tensor, spec: ArchSpec) -> tuple[Tensor, Tensor]:
+        lay = _layout(spec, str(x.device))
+        ns, es = lay.node_start, lay.edge_start
+        c = x.shape[-1]
+        nodes = [x[:, : ns[1]]] + [
+            _norm(bn, x[:, ns[m + 1] : ns[m + 2]], c) for m, bn in enumerate(self.biases)
+        ]
+        edges = [_norm(bn, e[:, es[k] : es[k + 1]], c) for k, bn in enumerate(self.weights)]
+        return torch.cat(nodes, 1), torch.cat(edges, 1)
+
+
+def _norm(bn: nn.BatchNorm1d, t: Tensor, c: int) -> Tensor:
+    return bn(t.reshape(-1, c)).view_as(t)
+
+
 class DWSNet(WeightSpaceModel):
-    """DWSNets encoder: stacked DWS layers with ReLU, then an invariant readout (means over each
-    hidden layer's neurons and each inner block, the graph-level features) and a linear map.
-    Defaults from the paper: 4 layers of 128 channels."""
+    """DWSNets encoder: stacked DWS layers with batch norm per block (``norm``, as DWSNets) and
+    ReLU, then an invariant readout (means over each hidden layer's neurons and each inner block,
+    the graph-level features) and a linear map. Defaults from the paper: 4 layers of 128
+    channels. Without the norm it fits digits' training set about half as fast (RESULTS.md)."""
 
     def __init__(
         self,
@@ -193,6 +220,7 @@ class DWSNet(WeightSpaceModel):
         hidden: int = 128,
         out_dim: int = 128,
         dropout: float = 0.0,
+        norm: bool = True,
     ) -> None:
         super().__init__(spec)
         t = spec.templates
@@ -205,6 +233,7 @@ class DWSNet(WeightSpaceModel):
         self.layers = nn.ModuleList(
             DWSLayer(sizes[0], sizes[-1], n_w, a, b) for a, b in itertools.pairwise(dims)
         )
+        self.norms = nn.ModuleList(BlockNorm(n_w, hidden) for _ in range(n_layers - 1) if norm)
         self.act = nn.Sequential(nn.ReLU(), nn.Dropout(dropout))
         last = self.layers[-1]  # its output objects are what the readout averages
         inv = sum(last._node_dim(m, hidden) for m in range(1, n_w)) + last._graph_dim(hidden)
@@ -218,6 +247,8 @@ class DWSNet(WeightSpaceModel):
         for i, layer in enumerate(self.layers):
             x, e = layer(x, e, v.spec)
             if i < len(self.layers) - 1:
+                if self.norms:
+                    x, e = self.norms[i](x, e, v.spec)
                 x, e = self.act(x), self.act(e)
         lay = _layout(v.spec, str(x.device))
         nodes, edges, graph = _fold(x, e, lay)
