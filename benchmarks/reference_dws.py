@@ -8,9 +8,9 @@ formula). The official ``DWSModelForClassification`` is built as ``experiments/m
 builds it (max reduction, SAB set layers, batch norm, no dropout) at ``--hidden`` channels and
 ``--layers`` DWS layers; nngraph's ``dws`` at the same sizes, with an ``MLPHead``, is fed
 ``GraphBatches`` normalised per layer as ``nngraph.train`` does. Both see the same batches (64
-INRs, nngraph's epoch order), the same seed and epochs; each keeps its own optimiser unless
-``--lr`` is given: the official AdamW(lr 5e-3, amsgrad, weight decay 5e-4, its MNIST trainer's),
-nngraph's AdamW from its configs (lr, weight decay, warmup, gradient clipping). Neither augments
+INRs, nngraph's epoch order), the same seeds (``--seeds``) and epochs; each keeps its own
+optimiser unless ``--lr`` is given: the official AdamW(lr 5e-3, amsgrad, weight decay 5e-4, its
+MNIST trainer's), nngraph's AdamW from its configs (lr, weight decay, warmup, gradient clipping). Neither augments
 (the official trainer augments by default). Each is evaluated on validation every epoch; the test
 accuracy of the best-validation epoch (first of ties) is reported, with ms per training step.
 
@@ -225,22 +225,35 @@ def accuracy(side: Side, split: str) -> float:
     return hits / total
 
 
-def report(sides: list[Side]) -> None:
-    """The table (best-validation epoch of each), both ms/step, and the ``ratio=`` line."""
-    print(f"\n{'model':<17}{'params':>9}{'ms/step':>9}{'best ep':>9}{'val acc':>9}{'test acc':>9}")
-    tests = {}
-    for side in sides:
-        best = max(range(len(side.history)), key=lambda e: (side.history[e][1], -e))
-        _, val, test = side.history[best]
-        tests[side.name] = test
-        n_params = sum(p.numel() for p in side.model.parameters())
-        ms = statistics.median(side.step_ms)
-        print(f"{side.name:<17}{n_params:>9,}{ms:>9.2f}{best + 1:>9}{val:>9.4f}{test:>9.4f}")
-    for side in sides:
+def best_epoch(side: Side) -> tuple[int, float, float]:
+    """``(epoch, val, test)`` of the best-validation epoch (first of ties)."""
+    best = max(range(len(side.history)), key=lambda e: (side.history[e][1], -e))
+    return best, side.history[best][1], side.history[best][2]
+
+
+def report(runs: list[tuple[int, list[Side]]]) -> None:
+    """Per seed, the best-validation epoch of each side; then mean ± std over seeds, both
+    ms/step, and the ``ratio=`` line (mean test accuracies)."""
+    print(f"\n{'model':<17}{'seed':>5}{'params':>9}{'ms/step':>9}{'best ep':>9}{'val acc':>9}"
+          f"{'test acc':>9}")  # fmt: skip
+    tests: dict[str, list[float]] = {}
+    ms: dict[str, list[float]] = {}
+    for seed, sides in runs:
+        for side in sides:
+            epoch, val, test = best_epoch(side)
+            tests.setdefault(side.name, []).append(test)
+            ms.setdefault(side.name, []).extend(side.step_ms)
+            n_params = sum(p.numel() for p in side.model.parameters())
+            print(f"{side.name:<17}{seed:>5}{n_params:>9,}{statistics.median(side.step_ms):>9.2f}"
+                  f"{epoch + 1:>9}{val:>9.4f}{test:>9.4f}")  # fmt: skip
+    for side in runs[0][1]:
         print(f"{side.name}: {side.settings}")
-    ms = {s.name: statistics.median(s.step_ms) for s in sides}
-    print(f"ms/step: nngraph {ms['nngraph dws']:.2f}, official {ms['official DWSNet']:.2f}")
-    print(f"ratio={tests['nngraph dws'] / max(tests['official DWSNet'], 1e-12):.3f}")
+    for name, accs in tests.items():
+        spread = f" ± {100 * statistics.stdev(accs):.1f}" if len(accs) > 1 else ""
+        print(f"{name}: test accuracy {100 * statistics.mean(accs):.1f}{spread}% over "
+              f"{len(accs)} seed(s), {statistics.median(ms[name]):.2f} ms/step")  # fmt: skip
+    mean = {name: statistics.mean(accs) for name, accs in tests.items()}
+    print(f"ratio={mean['nngraph dws'] / max(mean['official DWSNet'], 1e-12):.3f}")
 
 
 def main() -> None:
@@ -253,7 +266,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=3, help="DWS layers")
     ap.add_argument("--lr", type=float, help="one learning rate for both (default: each its own)")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = ap.parse_args()
@@ -277,21 +290,25 @@ def main() -> None:
         items = official_items(dataset_cls, splits, store, rows["train"])
         took = time.perf_counter() - start
         print(f"exported {len(selected)} INRs, read with the official INRDataset: {took:.1f} s")
-    sides = [
-        official_side(items, model_cls, args, store.num_classes),
-        nngraph_side(store, rows, args),
-    ]
-    for epoch in range(args.epochs):  # alternate, so machine noise hits both alike
-        order = torch.searchsorted(rows["train"], epoch_order(rows["train"], args.seed, epoch))
-        for side in sides:
-            loss = train_epoch(side, order, args.device)
-            side.history.append((loss, accuracy(side, "val"), accuracy(side, "test")))
-            _, val, test = side.history[-1]
-            print(
-                f"epoch {epoch + 1:>3}  {side.name:<16} loss {loss:.4f}  val {val:.4f}  "
-                f"test {test:.4f}"
-            )
-    report(sides)
+    runs = []
+    for seed in args.seeds:
+        args.seed = seed
+        sides = [
+            official_side(items, model_cls, args, store.num_classes),
+            nngraph_side(store, rows, args),
+        ]
+        for epoch in range(args.epochs):  # alternate, so machine noise hits both alike
+            order = torch.searchsorted(rows["train"], epoch_order(rows["train"], seed, epoch))
+            for side in sides:
+                loss = train_epoch(side, order, args.device)
+                side.history.append((loss, accuracy(side, "val"), accuracy(side, "test")))
+                _, val, test = side.history[-1]
+                print(
+                    f"seed {seed} epoch {epoch + 1:>3}  {side.name:<16} loss {loss:.4f}  "
+                    f"val {val:.4f}  test {test:.4f}"
+                )
+        runs.append((seed, sides))
+    report(runs)
 
 
 if __name__ == "__main__":
