@@ -8,11 +8,12 @@ formula). The official ``DWSModelForClassification`` is built as ``experiments/m
 builds it (max reduction, SAB set layers, batch norm, no dropout) at ``--hidden`` channels and
 ``--layers`` DWS layers; nngraph's ``dws`` at the same sizes, with an ``MLPHead``, is fed
 ``GraphBatches`` normalised per layer as ``nngraph.train`` does. Both see the same batches (64
-INRs, nngraph's epoch order), the same seeds (``--seeds``) and epochs; each keeps its own
-optimiser unless ``--lr`` is given: the official AdamW(lr 5e-3, amsgrad, weight decay 5e-4, its
-MNIST trainer's), nngraph's AdamW from its configs (lr, weight decay, warmup, gradient clipping). Neither augments
-(the official trainer augments by default). Each is evaluated on validation every epoch; the test
-accuracy of the best-validation epoch (first of ties) is reported, with ms per training step.
+INRs, nngraph's epoch order), the same seeds (``--seeds``) and epochs; each keeps its own optimiser
+unless ``--lr`` is given: the official AdamW(lr 5e-3, amsgrad, weight decay 5e-4, its MNIST
+trainer's), nngraph's AdamW from its configs (lr, weight decay, warmup, gradient clipping). Neither
+augments (the official trainer augments by default). Each is evaluated on validation every epoch;
+the test accuracy of the best-validation epoch (first of ties) is reported, with ms per training
+step.
 
 Nothing of DWSNets is part of nngraph: pass a checkout (``git clone
 https://github.com/AvivNavon/DWSNets``); its ``rff`` import (random-fourier-features-pytorch, used
