@@ -18,7 +18,7 @@ def test_augmentation_figure(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     spec = ArchSpec.siren()
     digits = load_source("digits")
-    fit = fit_inrs(digits.images[:3], spec, steps=200, progress=False)
+    fit = fit_inrs(digits.images[:3], spec, steps=1000, progress=False)
     g = to_graph_batch(fit.params, spec)
     images = render_graphs(g, 8, 8)
     assert images.shape == (3, 8, 8, 1)

@@ -212,6 +212,14 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
         )
     else:
         raise ValueError(f"unknown task {task_cfg.name!r}; available: classification, simclr")
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in task.modules())
+    if info.enabled and has_bn and device.type == "cuda":  # one set of batch statistics
+        task = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task)
+    elif info.enabled and has_bn and info.is_main:
+        print(
+            "nngraph: batch norm under DDP on CPU uses each process's share of the batch for its "
+            "statistics (SyncBatchNorm needs GPUs); model.kwargs.norm=false avoids it"
+        )
     task.to(device)
     wrapped = DistributedDataParallel(task) if info.enabled else task
     lr = float(tr.lr if tr.lr is not None else cfg.model.optim.lr)
