@@ -110,8 +110,11 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
-def table(results: list[dict], rows: list[str], cols: list[tuple], col_names: list[str]) -> str:
-    """Markdown: one row per aug, one column per (model, views) pair, test accuracy in %."""
+def table(
+    results: list[dict], rows: list[str], cols: list[tuple], col_names: list[str], seeds: int = 3
+) -> str:
+    """Markdown: one row per aug, one column per (model, views) pair, test accuracy in %; a cell
+    with fewer than ``seeds`` finished runs says how many it has, an empty one "not run"."""
     lines = ["| aug | " + " | ".join(col_names) + " |", "|---" * (len(cols) + 1) + "|"]
     for aug in rows:
         cells = []
@@ -121,6 +124,7 @@ def table(results: list[dict], rows: list[str], cols: list[tuple], col_names: li
                 for r in results
                 if r["aug"] == aug and (r["model"], r.get("views", 1)) == col
             ]
-            cells.append(mean_std(accs) if accs else "")
+            note = f" (n={len(accs)})" if 0 < len(accs) < seeds else ""
+            cells.append(mean_std(accs) + note if accs else "not run")
         lines.append(f"| {aug} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

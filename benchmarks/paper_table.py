@@ -55,11 +55,17 @@ def overfitting_point(model: str, args: argparse.Namespace, base: list[str]) -> 
     return r
 
 
+def _one_per_step(curve: list[dict]) -> list[dict]:
+    """The curve with one record per step (runs before the fix logged a stop step twice, the
+    second time with no training loss)."""
+    return [r for i, r in enumerate(curve) if i == 0 or r["step"] != curve[i - 1]["step"]]
+
+
 def figure1(results: list[dict], model: str, path: Path) -> None:
     """Train and validation loss of seed 0, 1 view: no augmentation vs aligned MixUp."""
     from nngraph.viz import loss_curves_figure
 
-    runs = {r["aug"]: r["curve"] for r in results
+    runs = {r["aug"]: _one_per_step(r["curve"]) for r in results
             if r["model"] == model and r["views"] == 1 and r["seed"] == 0}  # fmt: skip
     chosen = {name: runs[name] for name in ("none", "mixup_align") if name in runs}
     if chosen:
@@ -103,7 +109,7 @@ def main() -> None:
     minutes = (time.perf_counter() - start) / 60
     cols = [(m, v) for m in args.models for v in args.views]
     names = [f"{m} ({v} view{'s' if v > 1 else ''})" for m, v in cols]
-    text = table(results, args.augs, cols, names)
+    text = table(results, args.augs, cols, names, len(args.seeds))
     budgets = ", ".join(f"{m}: S = {points[m]} steps" for m in args.models)
     report = (f"test accuracy (%), mean ± std over seeds {args.seeds}; overfitting points "
               f"{budgets}; 1 view trains {args.factor:g} x S steps, 10 views 10/3 as many; "

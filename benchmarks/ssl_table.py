@@ -76,7 +76,7 @@ def main() -> None:
                 cells.append((cell, cell_overrides(cell, base, steps, args.eval_every, args.full)))
     results = run_grid(cells, args.out_dir / "ssl_table.jsonl", run_missing=not args.report_only)
     cols = [(m, 1) for m in args.models]
-    text = table(results, args.augs, cols, [f"{m} (SimCLR)" for m in args.models])
+    text = table(results, args.augs, cols, [f"{m} (SimCLR)" for m in args.models], len(args.seeds))
     where = ", ".join(f"{m}: S = {points[m]}" for m in args.models)
     report = (f"linear-probe test accuracy (%), mean ± std over seeds {args.seeds}; probe peaks "
               f"without augmentation at {where}; every cell trains {args.factor:g} x S steps; "

@@ -79,6 +79,13 @@ def test_training_lowers_the_loss_and_writes_the_run(store_path, tmp_path):
     assert ckpt["state"]["step"] == summary["steps"]
 
 
+def test_a_stop_on_an_evaluation_step_is_logged_once(store_path, tmp_path):
+    run_config(store_path, tmp_path, "model=mlp", "trainer.max_steps=4", "trainer.eval_every=2")
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(r["train_loss"] > 0 for r in records)
+
+
 def test_graph_model_learns_far_above_chance(store_path, tmp_path):
     summary = run_config(
         store_path, tmp_path, "model=relational_transformer", *SMALL_RT, "aug=siren_neg"

@@ -384,8 +384,8 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
             state["epoch"] += 1
             state["batch"] = 0
             epoch_bar.update(1)
-        if not eval_every or stopped:
-            eval_and_save()
+        if (not eval_every or stopped) and state["step"] != state["last_eval"]:
+            eval_and_save()  # (a stop right after an eval_every evaluation is not logged twice)
     if state["step"] != state["last_eval"]:  # steps since the last evaluation (eval_every)
         eval_and_save()
     epoch_bar.close()
