@@ -10,10 +10,10 @@ builds it (max reduction, SAB set layers, batch norm, no dropout) at ``--hidden`
 ``GraphBatches`` normalised per layer as ``nngraph.train`` does. Both see the same batches (64
 INRs, nngraph's epoch order), the same seeds (``--seeds``) and epochs; each keeps its own optimiser
 unless ``--lr`` is given: the official AdamW(lr 5e-3, amsgrad, weight decay 5e-4, its MNIST
-trainer's), nngraph's AdamW from its configs (lr, weight decay, warmup, gradient clipping). Neither
-augments (the official trainer augments by default). Each is evaluated on validation every epoch;
-the test accuracy of the best-validation epoch (first of ties) is reported, with ms per training
-step.
+trainer's), nngraph's AdamW at its model config's lr (also 5e-3) with the trainer's weight decay,
+warmup and gradient clipping. Neither augments (the official trainer augments by default). Each is
+evaluated on validation every epoch; the test accuracy of the best-validation epoch (first of ties)
+is reported, with ms per training step.
 
 Nothing of DWSNets is part of nngraph: pass a checkout (``git clone
 https://github.com/AvivNavon/DWSNets``); its ``rff`` import (random-fourier-features-pytorch, used
@@ -160,7 +160,9 @@ def official_side(items: dict, model_cls: type, args: argparse.Namespace, classe
 
 
 def nngraph_side(store: INRStore, rows: dict[str, Tensor], args: argparse.Namespace) -> Side:
-    """nngraph's dws + MLPHead, per-layer normalised graph batches, its configs' optimiser."""
+    """nngraph's dws + MLPHead, per-layer normalised graph batches, AdamW at the model config's
+    learning rate (the paper's 5e-3, as the official trainer; the CPU trainer's 2e-3 gave
+    26.8 ± 1.4% against the official 29.7 ± 2.3% on digits) and the trainer's other settings."""
     configs = Path(nngraph.__file__).parent / "configs"
     trainer = OmegaConf.load(configs / "trainer" / "default.yaml")
     optim = OmegaConf.load(configs / "model" / "dws.yaml").optim
@@ -173,7 +175,7 @@ def nngraph_side(store: INRStore, rows: dict[str, Tensor], args: argparse.Namesp
     )
     head = MLPHead(encoder.out_dim, store.num_classes, head_hidden)
     model = nn.ModuleDict({"encoder": encoder, "head": head}).to(args.device)
-    lr = float(args.lr if args.lr is not None else trainer.lr or optim.lr)
+    lr = float(args.lr if args.lr is not None else optim.lr)  # the model's (paper) lr, 5e-3
     wd = float(trainer.weight_decay if trainer.weight_decay is not None else optim.weight_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     total = args.epochs * len(loaders["train"])
