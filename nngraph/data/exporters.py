@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from tqdm.auto import tqdm
 
 from nngraph.data.importers import VIEW_PATTERN
 from nngraph.data.store import SPLITS, INRStore, load_store
-from nngraph.io import atomic_torch_save
+from nngraph.io import atomic_torch_save, atomic_write_text
 
 __all__ = ["export_dwsnets", "export_wsa"]
 
@@ -141,16 +140,5 @@ def _write_files(
 
 
 def _atomic_write_json(obj: dict, path: Path) -> Path:
-    """JSON to a temporary file beside ``path``, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """JSON written atomically (temporary file beside ``path``, then a rename)."""
+    return atomic_write_text(json.dumps(obj), path)
