@@ -7,9 +7,11 @@ plain arguments, so each is usable from a notebook on its own.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +153,39 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     if info.is_main:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    data = _open_data(cfg, device, info, show)
+    augment, task = _build_task(cfg, data, device, info)
+    optimizer, scheduler = _build_optimizer(cfg, task, len(data.train))
+    if tr.amp and device.type != "cuda" and info.is_main:
+        print("nngraph: trainer.amp needs a GPU; training in float32")
+    session = _Session(cfg, run_dir, device, info, data, augment, task, optimizer, scheduler)
+    if tr.resume:
+        session.resume(tr.resume)
+    if info.is_main:
+        session.logger = MetricsLogger(
+            run_dir, OmegaConf.to_container(cfg, resolve=True), dict(cfg.logger)
+        )
+    session.train(int(tr.epochs), show)
+    return session.test() if info.is_main else {}
 
-    # ---- data ------------------------------------------------------------------------------
+
+@dataclass
+class _Data:
+    """The store and what a run reads from it: rows per split, batch iterators, layer stats."""
+
+    store: INRStore
+    path: Path
+    views: int
+    rows: dict[str, torch.Tensor]
+    train: GraphBatches
+    evals: dict[str, GraphBatches]
+    probe_train: GraphBatches
+    stats: LayerStats | None
+
+
+def _open_data(cfg: DictConfig, device: torch.device, info: DistInfo, show: bool) -> _Data:
+    """The store (fitted on first use), checked against the model config, split into batches."""
+    tr = cfg.trainer
     store, store_path = open_store(cfg, info, progress=show)
     spec = store.spec
     want = cfg.model.get("arch")
@@ -172,8 +205,7 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
         "test": store.indices("test", views=1),
     }
     bs = int(tr.batch_size)
-    shard = (info.rank, info.world)
-    train = GraphBatches(store, rows["train"], bs, device=device, shard=shard)
+    train = GraphBatches(store, rows["train"], bs, device=device, shard=(info.rank, info.world))
     evals = {s: GraphBatches(store, rows[s], bs, device=device) for s in ("val", "test")}
     probe_train = GraphBatches(store, store.indices("train", views=1), bs, device=device)
     stats = None
@@ -184,23 +216,23 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
             stats_path, key, lambda: layer_stats(store.params[rows["train"]], spec).to_dict(), info
         )
         stats = LayerStats.from_dict(made)
+    return _Data(store, store_path, views, rows, train, evals, probe_train, stats)
 
-    def prepared(batches):
-        for g in batches:
-            yield normalize_graph(g, stats) if stats is not None else g
 
-    # ---- augmentation, model, task ---------------------------------------------------------
+def _build_task(cfg: DictConfig, data: _Data, device: torch.device, info: DistInfo) -> tuple:
+    """``(augment, task)``: the configured augmentation and the task around the encoder, on
+    ``device`` (batch norm synchronised across GPUs under DDP)."""
+    task_cfg, store = cfg.task, data.store
     aug_cfg = OmegaConf.to_container(cfg.aug, resolve=True) if cfg.get("aug") else None
     context: dict[str, Any] = {"num_classes": store.num_classes, "seed": int(cfg.seed) + info.rank}
     if task_cfg.name == "simclr":
         context["min_lam"] = float(task_cfg.mixup_min_lam)
     if isinstance(aug_cfg, dict) and "mixup_align" in aug_cfg:
         signed = bool((aug_cfg["mixup_align"] or {}).get("signs", False))
-        context["cache"] = _alignment(store, store_path, signed, info)
+        context["cache"] = _alignment(store, data.path, signed, info)
     augment = build_augmentation(aug_cfg, **context)
-
     encoder = build_model(
-        cfg.model.name, spec, **OmegaConf.to_container(cfg.model.kwargs, resolve=True)
+        cfg.model.name, store.spec, **OmegaConf.to_container(cfg.model.kwargs, resolve=True)
     )
     if task_cfg.name == "classification":
         task = ClassificationTask(
@@ -220,32 +252,53 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
             "nngraph: batch norm under DDP on CPU uses each process's share of the batch for its "
             "statistics (SyncBatchNorm needs GPUs); model.kwargs.norm=false avoids it"
         )
-    task.to(device)
-    wrapped = DistributedDataParallel(task) if info.enabled else task
-    lr = float(tr.lr if tr.lr is not None else cfg.model.optim.lr)
-    wd = float(tr.weight_decay if tr.weight_decay is not None else cfg.model.optim.weight_decay)
+    return augment, task.to(device)
+
+
+def _build_optimizer(cfg: DictConfig, task: torch.nn.Module, batches_per_epoch: int) -> tuple:
+    """AdamW (the trainer's lr / weight decay, else the model's) with linear warmup."""
+    tr, optim = cfg.trainer, cfg.model.optim
+    lr = float(tr.lr if tr.lr is not None else optim.lr)
+    wd = float(tr.weight_decay if tr.weight_decay is not None else optim.weight_decay)
     optimizer = torch.optim.AdamW(task.parameters(), lr=lr, weight_decay=wd)
     epochs = int(tr.epochs)
     if epochs < 1:
         raise ValueError(f"trainer.epochs must be at least 1, got {epochs}")
-    total = epochs * len(train)
     warm = tr.warmup_steps
     if warm is None:  # the model's warmup, but never more than a tenth of the run
-        warm = min(int(cfg.model.optim.warmup_steps), max(1, total // 10))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup(int(warm)))
-    use_amp = bool(tr.amp) and device.type == "cuda"
-    if tr.amp and device.type != "cuda" and info.is_main:
-        print("nngraph: trainer.amp needs a GPU; training in float32")
+        warm = min(int(optim.warmup_steps), max(1, epochs * batches_per_epoch // 10))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup(int(warm)))
 
-    # ---- resume ----------------------------------------------------------------------------
-    state = {"step": 0, "epoch": 0, "batch": 0, "best": -math.inf, "best_step": -1, "time": 0.0,
-             "last_eval": 0}  # fmt: skip
-    if tr.resume:
-        ckpt_path = resolve_checkpoint(tr.resume)
+
+class _Session:
+    """One run's mutable state and the steps that change it: resume, train (with evaluation and
+    checkpoints), test the best checkpoint."""
+
+    def __init__(self, cfg, run_dir, device, info, data, augment, task, optimizer, scheduler):
+        self.cfg, self.tr, self.run_dir, self.device, self.info = (
+            cfg,
+            cfg.trainer,
+            run_dir,
+            device,
+            info,
+        )
+        self.data, self.augment, self.task = data, augment, task
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.wrapped = DistributedDataParallel(task) if info.enabled else task
+        self.use_amp = bool(self.tr.amp) and device.type == "cuda"
+        self.state = {"step": 0, "epoch": 0, "batch": 0, "best": -math.inf, "best_step": -1,
+                      "time": 0.0, "last_eval": 0}  # fmt: skip
+        self.running: list[float] = []
+        self.logger: MetricsLogger | None = None
+
+    def resume(self, where: str) -> None:
+        """Restore model, optimiser, scheduler, position and every random state."""
+        spec, info = self.data.store.spec, self.info
+        ckpt_path = resolve_checkpoint(where)
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["spec"] != spec.to_dict():
             raise ValueError(
-                f"data/model mismatch: the checkpoint {tr.resume} was trained on "
+                f"data/model mismatch: the checkpoint {where} was trained on "
                 f"{ArchSpec.from_dict(ckpt['spec'])}, this data is {spec}"
             )
         if len(ckpt["rng"]) != info.world:
@@ -254,33 +307,30 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
                 f"the same number (this run has {info.world})"
             )
         try:
-            task.load_state_dict(ckpt["model"])
+            self.task.load_state_dict(ckpt["model"])
         except RuntimeError as err:
             raise ValueError(
                 f"the checkpoint {ckpt_path} does not fit this model config (resume with the "
                 f"model settings it was trained with): {str(err).splitlines()[0]}"
             ) from None
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        state.update(ckpt["state"])
-        set_rng_state(ckpt["rng"][info.rank], device)
-        for g, s in zip(_generators(augment), ckpt["aug_rng"][info.rank]):
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.state.update(ckpt["state"])
+        set_rng_state(ckpt["rng"][info.rank], self.device)
+        for g, s in zip(_generators(self.augment), ckpt["aug_rng"][info.rank]):
             g.set_state(s)
         source = ckpt_path.parent
-        if info.is_main and source.resolve() != run_dir.resolve():
+        if info.is_main and source.resolve() != self.run_dir.resolve():
             for name in ("best.pt", "metrics.jsonl"):  # the run continues in the new directory
                 if (source / name).exists():
-                    shutil.copy2(source / name, run_dir / name)
+                    shutil.copy2(source / name, self.run_dir / name)
         if info.is_main:
-            print(f"nngraph: resumed from {tr.resume} at step {state['step']}")
+            print(f"nngraph: resumed from {where} at step {self.state['step']}")
 
-    logger = MetricsLogger(
-        run_dir, OmegaConf.to_container(cfg, resolve=True), dict(cfg.logger)
-    ) if info.is_main else None  # fmt: skip
-
-    def rank_states() -> tuple[list, list]:
+    def rank_states(self) -> tuple[list, list]:
         """Every process's RNG and augmentation-generator states (each rank draws its own)."""
-        mine = (rng_state(device), [g.get_state().cpu() for g in _generators(augment)])
+        info = self.info
+        mine = (rng_state(self.device), [g.get_state().cpu() for g in _generators(self.augment)])
         if not info.enabled:
             return [mine[0]], [mine[1]]
         gathered: list = [None] * info.world
@@ -289,136 +339,147 @@ def _run(cfg, run_dir, tr, task_cfg, device, info) -> dict[str, Any]:
         ))  # fmt: skip
         return [g[0] for g in gathered], [g[1] for g in gathered]
 
-    def checkpoint_state(rngs: tuple[list, list]) -> dict[str, Any]:
+    def checkpoint_state(self, rngs: tuple[list, list]) -> dict[str, Any]:
         return {
-            "model": task.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "state": dict(state),
+            "model": self.task.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": dict(self.state),
             "rng": rngs[0],
             "aug_rng": rngs[1],
-            "spec": spec.to_dict(),
-            "config": OmegaConf.to_container(cfg, resolve=True),
+            "spec": self.data.store.spec.to_dict(),
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
 
-    def evaluate(split: str) -> dict[str, Any]:
+    def prepared(self, batches):
+        stats = self.data.stats
+        for g in batches:
+            yield normalize_graph(g, stats) if stats is not None else g
+
+    def evaluate(self, split: str) -> dict[str, Any]:
+        task, data = self.task, self.data
         if isinstance(task, ClassificationTask):
-            return task.evaluate(prepared(evals[split].batches()))
-        tx, ty = task.embed(prepared(probe_train.batches()))
-        ex, ey = task.embed(prepared(evals[split].batches()))
-        out = linear_probe(tx, ty, ex, ey, seed=int(cfg.seed))
+            return task.evaluate(self.prepared(data.evals[split].batches()))
+        tx, ty = task.embed(self.prepared(data.probe_train.batches()))
+        ex, ey = task.embed(self.prepared(data.evals[split].batches()))
+        out = linear_probe(tx, ty, ex, ey, seed=int(self.cfg.seed))
         return {**out, "embedding": ex}
 
-    running: list[float] = []
-
-    def eval_and_save() -> None:
-        train_loss = mean_across(sum(running) / max(len(running), 1), info, device)
+    def eval_and_save(self) -> None:
+        """Validation metrics, best/last checkpoints and one metrics line (main process)."""
+        info, state, running = self.info, self.state, self.running
+        train_loss = mean_across(sum(running) / max(len(running), 1), info, self.device)
         running.clear()
-        rngs = rank_states()
+        rngs = self.rank_states()
         state["last_eval"] = state["step"]
         if info.is_main:
-            metrics = evaluate("val")
+            metrics = self.evaluate("val")
             record = {
                 "step": state["step"],
-                "epoch": state["epoch"] + state["batch"] / max(len(train), 1),
+                "epoch": state["epoch"] + state["batch"] / max(len(self.data.train), 1),
                 "train_loss": train_loss,
                 "val_acc": metrics["acc"],
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "time": state["time"],
             }
             if "loss" in metrics:
                 record["val_loss"] = metrics["loss"]
             if metrics["acc"] > state["best"]:
                 state["best"], state["best_step"] = metrics["acc"], state["step"]
-                save_checkpoint(run_dir / "best.pt", checkpoint_state(rngs))
-            save_checkpoint(run_dir / "last.pt", checkpoint_state(rngs))
-            logger.log(record)  # after the checkpoint: a resumed run never repeats a line
+                save_checkpoint(self.run_dir / "best.pt", self.checkpoint_state(rngs))
+            save_checkpoint(self.run_dir / "last.pt", self.checkpoint_state(rngs))
+            self.logger.log(record)  # after the checkpoint: a resumed run never repeats a line
         if info.enabled:
             torch.distributed.barrier()
 
-    # ---- the loop --------------------------------------------------------------------------
-    eval_every = int(tr.eval_every) if tr.eval_every else 0
-    max_seconds = float(tr.max_minutes) * 60 if tr.max_minutes else math.inf
-    max_steps = int(tr.get("max_steps") or 0)
-    task.train()
-    epoch_bar = tqdm(range(epochs), desc="epochs", initial=state["epoch"], disable=not show)
-    stopped = False
-    while state["epoch"] < epochs and not stopped:
-        order = epoch_order(rows["train"], int(cfg.seed), state["epoch"])
-        steps = tqdm(
-            train.batches(order, skip=state["batch"]),
-            total=len(train),
-            initial=state["batch"],
-            desc=f"epoch {state['epoch'] + 1}",
-            leave=False,
-            disable=not show,
-        )
-        for batch in steps:
-            start = time.perf_counter()
-            pair = 1 if isinstance(task, ClassificationTask) else 2  # SimCLR: two views
-            inputs = [augment(batch) for _ in range(pair)]
-            if stats is not None:
-                inputs = [normalize_graph(v, stats) for v in inputs]
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss, logs = wrapped(*inputs)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tr.clip_grad:
-                torch.nn.utils.clip_grad_norm_(task.parameters(), float(tr.clip_grad))
-            optimizer.step()
-            scheduler.step()
-            state["step"] += 1
-            state["batch"] += 1
-            state["time"] += time.perf_counter() - start
-            running.append(logs["loss"])
-            steps.set_postfix(loss=f"{logs['loss']:.3f}")
-            if eval_every and state["step"] % eval_every == 0:
-                eval_and_save()
-            stop = state["time"] > max_seconds or bool(max_steps and state["step"] >= max_steps)
-            if info.enabled and max_seconds < math.inf:  # every process must stop at one step
-                stop = mean_across(float(stop), info, device) > 0
-            if stop:
-                stopped = True
-                break
-        if not stopped:
-            state["epoch"] += 1
-            state["batch"] = 0
-            epoch_bar.update(1)
-        if (not eval_every or stopped) and state["step"] != state["last_eval"]:
-            eval_and_save()  # (a stop right after an eval_every evaluation is not logged twice)
-    if state["step"] != state["last_eval"]:  # steps since the last evaluation (eval_every)
-        eval_and_save()
-    epoch_bar.close()
+    def step(self, batch) -> float:
+        """One optimisation step on ``batch`` (augmented, normalised); its loss."""
+        pair = 1 if isinstance(self.task, ClassificationTask) else 2  # SimCLR: two views
+        inputs = [self.augment(batch) for _ in range(pair)]
+        if self.data.stats is not None:
+            inputs = [normalize_graph(v, self.data.stats) for v in inputs]
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
+            loss, logs = self.wrapped(*inputs)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.tr.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.task.parameters(), float(self.tr.clip_grad))
+        self.optimizer.step()
+        self.scheduler.step()
+        return logs["loss"]
 
-    # ---- test with the best checkpoint -----------------------------------------------------
-    summary: dict[str, Any] = {}
-    if info.is_main:
+    def should_stop(self, max_seconds: float, max_steps: int) -> bool:
+        state = self.state
+        stop = state["time"] > max_seconds or bool(max_steps and state["step"] >= max_steps)
+        if self.info.enabled and max_seconds < math.inf:  # every process must stop at one step
+            stop = mean_across(float(stop), self.info, self.device) > 0
+        return stop
+
+    def train(self, epochs: int, show: bool) -> None:
+        """Epochs from where the state is, evaluating every epoch (or ``eval_every`` steps)."""
+        tr, state, data = self.tr, self.state, self.data
+        eval_every = int(tr.eval_every) if tr.eval_every else 0
+        max_seconds = float(tr.max_minutes) * 60 if tr.max_minutes else math.inf
+        max_steps = int(tr.get("max_steps") or 0)
+        self.task.train()
+        epoch_bar = tqdm(range(epochs), desc="epochs", initial=state["epoch"], disable=not show)
+        stopped = False
+        while state["epoch"] < epochs and not stopped:
+            order = epoch_order(data.rows["train"], int(self.cfg.seed), state["epoch"])
+            steps = tqdm(data.train.batches(order, skip=state["batch"]), total=len(data.train),
+                         initial=state["batch"], desc=f"epoch {state['epoch'] + 1}",
+                         leave=False, disable=not show)  # fmt: skip
+            for batch in steps:
+                start = time.perf_counter()
+                loss = self.step(batch)
+                state["step"] += 1
+                state["batch"] += 1
+                state["time"] += time.perf_counter() - start
+                self.running.append(loss)
+                steps.set_postfix(loss=f"{loss:.3f}")
+                if eval_every and state["step"] % eval_every == 0:
+                    self.eval_and_save()
+                if self.should_stop(max_seconds, max_steps):
+                    stopped = True
+                    break
+            if not stopped:
+                state["epoch"] += 1
+                state["batch"] = 0
+                epoch_bar.update(1)
+            if (not eval_every or stopped) and state["step"] != state["last_eval"]:
+                self.eval_and_save()  # (a stop right after an eval_every evaluation: logged once)
+        if state["step"] != state["last_eval"]:  # steps since the last evaluation (eval_every)
+            self.eval_and_save()
+        epoch_bar.close()
+
+    def test(self) -> dict[str, Any]:
+        """The best checkpoint on the test split: outputs, ``summary.json``, a printed table."""
+        cfg, data, run_dir, task = self.cfg, self.data, self.run_dir, self.task
         best = load_checkpoint(run_dir / "best.pt")
         task.load_state_dict(best["model"])
-        test = evaluate("test")
+        test = self.evaluate("test")
         atomic_torch_save(
             {"pred": test["pred"], "target": test["target"], "embedding": test["embedding"],
-             "class_names": list(store.meta.get("class_names") or [])},
+             "class_names": list(data.store.meta.get("class_names") or [])},
             run_dir / "test_outputs.pt",
         )  # fmt: skip
+        aug_cfg = OmegaConf.to_container(cfg.aug, resolve=True) if cfg.get("aug") else None
         summary = {
-            "task": task_cfg.name,
+            "task": cfg.task.name,
             "model": cfg.model.name,
             "aug": ",".join(aug_cfg) if isinstance(aug_cfg, dict) else "none",
-            "data": f"{cfg.data.name} ({views} view(s), {len(rows['train'])} train INRs)",
+            "data": f"{cfg.data.name} ({data.views} view(s), {len(data.rows['train'])} train INRs)",
             "params": sum(p.numel() for p in task.parameters()),
-            "steps": state["step"],
+            "steps": self.state["step"],
             "best_step": best["state"]["best_step"],
             "val_acc": best["state"]["best"],
             "test_acc": test["acc"],
-            "train_minutes": state["time"] / 60,
-            "device": str(device) + (f" x{info.world}" if info.enabled else ""),
+            "train_minutes": self.state["time"] / 60,
+            "device": str(self.device) + (f" x{self.info.world}" if self.info.enabled else ""),
         }
         if "loss" in test:
             summary["test_loss"] = test["loss"]
-        import json
-
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        logger.finish(summary)
+        self.logger.finish(summary)
         print(summary_table(summary))
-    return summary
+        return summary
