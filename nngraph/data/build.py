@@ -24,7 +24,7 @@ from nngraph.data.store import INRStore, assign_splits, load_store, save_store
 from nngraph.graph.spec import ArchSpec
 from nngraph.inr.fit import check_images, fit_inrs
 from nngraph.inr.siren import INITS
-from nngraph.io import atomic_torch_save, load_torch_file
+from nngraph.io import atomic_torch_save, atomic_write_text, load_torch_file
 
 __all__ = ["build_store", "default_store_path"]
 
@@ -72,22 +72,14 @@ def build_store(
             f"need views >= 1, steps >= 0, chunk_size >= 1, batch_size >= 1; got views={views}, "
             f"steps={steps}, chunk_size={chunk_size}, batch_size={batch_size}"
         )
-    settings = {
-        "source": source.name,
-        "items": len(source.images),
-        "image_shape": list(source.image_shape),
-        "content": _fingerprint(source),
-        "spec": spec.to_dict(),
-        "views": views,
-        "steps": steps,
-        "lr": lr,
-        "target_psnr": target_psnr,
-        "seed": seed,
-        "init": init,
-        "chunk_size": chunk_size,
-        "val_fraction": val_fraction,
-        "split_seed": split_seed,
-    }
+    settings = dict(
+        source=source.name, items=len(source.images), image_shape=list(source.image_shape),
+        content=_fingerprint(source), spec=spec.to_dict(), views=views, steps=steps, lr=lr,
+        target_psnr=target_psnr, seed=seed, init=init, chunk_size=chunk_size,
+        val_fraction=val_fraction, split_seed=split_seed,
+    )  # fmt: skip
+    fit_options = {"steps": steps, "lr": lr, "target_psnr": target_psnr, "batch_size": batch_size,
+                   "seed": seed, "device": device, "init": init}  # fmt: skip
     parts = out.with_name(out.name + ".parts")
     if out.exists() and not overwrite:
         store = load_store(out)
@@ -101,6 +93,17 @@ def build_store(
             shutil.rmtree(parts)
         return store
 
+    _start_parts(parts, settings, overwrite)
+    chunks = _fit_chunks(source, spec, parts, views, chunk_size, progress, fit_options)
+    store = _assemble(source, spec, parts, chunks, views, settings)
+    save_store(store, out)
+    shutil.rmtree(parts)
+    return store
+
+
+def _start_parts(parts: Path, settings: dict, overwrite: bool) -> None:
+    """The folder of chunk files with its manifest: an unfinished run with the same settings is
+    resumed, one with other settings is an error (or, with ``overwrite``, discarded)."""
     manifest = parts / "manifest.json"
     if manifest.exists():
         previous = json.loads(manifest.read_text())
@@ -113,13 +116,21 @@ def build_store(
                 )
             shutil.rmtree(parts)  # overwrite: the old unfinished run is not this one
     parts.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(manifest, json.dumps(settings, indent=1))
+    atomic_write_text(json.dumps(settings, indent=1), manifest)
 
+
+def _fit_chunks(
+    source: ImageSource, spec: ArchSpec, parts: Path, views: int, chunk_size: int,
+    progress: bool, fit_options: dict[str, Any],
+) -> list[tuple[int, range]]:  # fmt: skip
+    """Fit every chunk of items not yet written under ``parts`` (each chunk one atomic file);
+    returns all chunks as ``(number, item range)``."""
     m = len(source.images)
     per_chunk = max(1, chunk_size // views)
     chunks = [(c, range(lo, min(lo + per_chunk, m))) for c, lo in enumerate(range(0, m, per_chunk))]
     done = {c for c, _ in chunks if (parts / f"chunk_{c:06d}.pt").is_file()}
     rows_done = sum(len(items) * views for c, items in chunks if c in done)
+    seed = fit_options.pop("seed")
     with tqdm(
         total=m * views, initial=rows_done, unit="INR", desc=f"fitting {source.name} INRs",
         disable=not progress, smoothing=0.05,
@@ -128,19 +139,25 @@ def build_store(
             if c in done:
                 continue
             result = fit_inrs(
-                source.images[items.start : items.stop], spec, views=views, steps=steps, lr=lr,
-                target_psnr=target_psnr, batch_size=batch_size, seed=seed * 1_000_003 + c,
-                device=device, progress=bar, init=init,
+                source.images[items.start : items.stop], spec, views=views,
+                seed=seed * 1_000_003 + c, progress=bar, **fit_options,
             )  # fmt: skip
             atomic_torch_save(
                 {"params": result.params, "psnr": result.psnr, "steps": result.steps,
                  "seconds": result.seconds},
                 parts / f"chunk_{c:06d}.pt",
             )  # fmt: skip
+    return chunks
 
+
+def _assemble(
+    source: ImageSource, spec: ArchSpec, parts: Path, chunks: list, views: int, settings: dict
+) -> INRStore:
+    """The store from the chunk files: rows image-major, splits per item, fit metadata."""
+    m = len(source.images)
     pieces = [load_torch_file(parts / f"chunk_{c:06d}.pt", what="fit chunk") for c, _ in chunks]
-    item_split = assign_splits(source.is_test, val_fraction, split_seed)
-    store = INRStore(
+    item_split = assign_splits(source.is_test, settings["val_fraction"], settings["split_seed"])
+    return INRStore(
         params=torch.cat([p["params"] for p in pieces]),
         labels=source.labels.repeat_interleave(views),
         view=torch.arange(views).repeat(m),
@@ -158,9 +175,6 @@ def build_store(
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         },
     )
-    save_store(store, out)
-    shutil.rmtree(parts)
-    return store
 
 
 def _fingerprint(source: ImageSource) -> str:
@@ -170,12 +184,6 @@ def _fingerprint(source: ImageSource) -> str:
     digest.update(source.labels.contiguous().numpy().tobytes())
     digest.update(source.is_test.contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _diff(old: Any, new: dict) -> str:
