@@ -12,10 +12,11 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+import nngraph
 from nngraph.train.logging import read_metrics
 from nngraph.train.run import run
 
-CONFIGS = str(Path(__file__).resolve().parents[1] / "nngraph" / "configs")
+CONFIGS = str(nngraph.config_dir())
 
 #: CPU budget: small models of the paper's structure, raw weights only (no probe features).
 #: The relational transformer drops Fourier features of the weights: on digits they let it
@@ -50,7 +51,7 @@ def cell_overrides(cell: dict, base: list[str], steps: int, eval_every: int, ful
         *base,
         f"model={cell['model']}",
         f"aug={aug}" if "," not in aug else f"aug=[{aug}]",
-        f"data.n_views={views}",
+        f"data.views={views}",
         f"seed={cell['seed']}",
         "trainer.progress=false",
         *([] if full else BUDGET[cell["model"]]),

@@ -101,7 +101,7 @@ def open_store(store: Path | None, views: int) -> tuple[INRStore, Path]:
     path = default_store_path(os.environ.get("NNGRAPH_DATA", "data"), "digits", views)
     if not path.exists():
         print(f"fitting the digits store once -> {path}")
-        cmd = [sys.executable, "-m", "nngraph.fit", "data=digits", f"fit.views={views}"]
+        cmd = [sys.executable, "-m", "nngraph.fit", "data=digits", f"data.views={views}"]
         subprocess.run(cmd, check=True)
     return load_store(path), path
 
@@ -163,7 +163,7 @@ def nngraph_side(store: INRStore, rows: dict[str, Tensor], args: argparse.Namesp
     """nngraph's dws + MLPHead, per-layer normalised graph batches, AdamW at the model config's
     learning rate (the paper's 5e-3, as the official trainer; the CPU trainer's 2e-3 gave
     26.8 ± 1.4% against the official 29.7 ± 2.3% on digits) and the trainer's other settings."""
-    configs = Path(nngraph.__file__).parent / "configs"
+    configs = nngraph.config_dir()
     trainer = OmegaConf.load(configs / "trainer" / "default.yaml")
     optim = OmegaConf.load(configs / "model" / "dws.yaml").optim
     head_hidden = tuple(OmegaConf.load(configs / "task" / "classification.yaml").head_hidden)

@@ -178,7 +178,7 @@ def test_configs_compose_into_pipelines(tmp_path: Path) -> None:
     import nngraph
     from nngraph.augment import GaussianNoise, SirenNegation, Translate
 
-    configs = str(Path(nngraph.__file__).parent / "configs")
+    configs = str(nngraph.config_dir())
     with initialize_config_dir(configs, version_base=None):
         pair = compose("config", overrides=["aug=[siren_neg,mixup_align]"]).aug
         reference = compose("config", overrides=["aug=reference"]).aug

@@ -111,7 +111,7 @@ def test_unfinished_run_with_other_settings_is_not_mixed_in(
 def test_cli_fits_a_subset(tmp_path: Path) -> None:
     out = tmp_path / "cli.pt"
     run = subprocess.run(
-        [sys.executable, "-m", "nngraph.fit", "fit.subset=5", "fit.views=2", f"fit.out={out}",
+        [sys.executable, "-m", "nngraph.fit", "fit.subset=5", "data.views=2", f"fit.out={out}",
          "fit.progress=false"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -179,7 +179,7 @@ def test_missing_required_config_value_is_explained(tmp_path: Path) -> None:
     import nngraph
     from nngraph.fit import run_fit
 
-    configs = Path(nngraph.__file__).parent / "configs"
+    configs = nngraph.config_dir()
     with initialize_config_dir(str(configs), version_base=None):
         cfg = compose("fit", overrides=["data=image_folder", f"data_dir={tmp_path}"])
     with pytest.raises(

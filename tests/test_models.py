@@ -251,13 +251,12 @@ def test_dws_layer_is_the_dense_equivariant_layer(spec):
 
 
 def test_every_model_config_builds_its_model():
-    from pathlib import Path
 
     from omegaconf import OmegaConf
 
     import nngraph
 
-    folder = Path(nngraph.__file__).parent / "configs" / "model"
+    folder = nngraph.config_dir() / "model"
     names = sorted(p.stem for p in folder.glob("*.yaml"))
     assert names == sorted(MODELS)
     for name in names:

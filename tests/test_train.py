@@ -22,7 +22,7 @@ from nngraph.train.logging import read_metrics
 from nngraph.train.run import run
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = str(ROOT / "nngraph" / "configs")
+CONFIGS = str(ROOT / "configs")
 SMALL_RT = [
     "model.kwargs.n_layers=2",
     "model.kwargs.d_node=32",

@@ -15,10 +15,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from nngraph.align.weight_matching import apply_alignment, signed_weight_matching, weight_matching
+from nngraph.data.store import INRStore, params_fingerprint
 from nngraph.graph.spec import ArchSpec
 from nngraph.io import atomic_torch_save, load_torch_file
 
-__all__ = ["AlignmentCache", "align_to_template"]
+__all__ = [
+    "AlignmentCache",
+    "align_to_template",
+    "cached_alignment",
+    "fingerprint",
+]
+
+fingerprint = params_fingerprint  # the cache key of stores, kept under its old name
 
 
 @dataclass
@@ -64,12 +72,6 @@ class AlignmentCache:
                    payload["fingerprint"], payload.get("signs"))  # fmt: skip
 
 
-def fingerprint(params: Tensor, spec: ArchSpec) -> dict:
-    """Cheap identity of a parameter matrix (size, spec, sums of its first and last rows)."""
-    head, tail = params[:256].double().sum().item(), params[-256:].double().sum().item()
-    return {"rows": len(params), "spec": spec.to_dict(), "head": head, "tail": tail}
-
-
 def align_to_template(
     params: Tensor,
     spec: ArchSpec,
@@ -108,3 +110,28 @@ def align_to_template(
                 aligned_sum += block.double().sum(0)
             template = (aligned_sum / len(params)).float()
     return AlignmentCache(perms, template, spec, fingerprint(params, spec), signs)
+
+
+def cached_alignment(
+    store: INRStore, store_path: str | os.PathLike, *, signed: bool = False,
+    write: bool = True, progress: bool = True,
+) -> AlignmentCache:  # fmt: skip
+    """The store's alignment to a template, cached beside it (``<store>.align[_signed].pt``) and
+    recomputed when the store changed; ``write=False`` (non-main processes) never writes, and a
+    read-only folder only costs the recomputation next time."""
+    store_path = Path(store_path)
+    suffix = ".align_signed.pt" if signed else ".align.pt"
+    cache_path = store_path.with_name(store_path.stem + suffix)
+    if cache_path.exists():
+        cache = AlignmentCache.load(cache_path)
+        if cache.fingerprint == params_fingerprint(store.params, store.spec):
+            return cache
+    if progress:
+        print(f"nngraph: aligning the store to a template once -> {cache_path}")
+    cache = align_to_template(store.params, store.spec, signed=signed, progress=progress)
+    if write:
+        try:
+            cache.save(cache_path)
+        except OSError as err:
+            print(f"nngraph: cannot cache {cache_path.name} beside the store ({err}); continuing")
+    return cache

@@ -13,11 +13,12 @@ from typing import Any
 
 from torch_geometric.transforms import BaseTransform, Compose
 
-from nngraph.augment.base import GraphAugmentation, GraphView
+from nngraph.augment.base import GraphAugmentation
 from nngraph.augment.generic import Dropout, GaussianNoise, QuantileDropout
 from nngraph.augment.input_space import Rotate, Scale, Translate
 from nngraph.augment.mixup import MixUp, MixUpAlign, MixUpPerm
 from nngraph.augment.symmetry import Permute, PositiveScale, SirenBias, SirenNegation
+from nngraph.graph.view import GraphView
 
 __all__ = [
     "AUGMENTATIONS",

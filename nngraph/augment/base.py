@@ -11,54 +11,16 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch_geometric.transforms import BaseTransform
 
-from nngraph.graph.convert import Graph, graph_spec, num_graphs
-from nngraph.graph.spec import ArchSpec, GraphTemplates, edge_layer_starts
+from nngraph.graph.convert import Graph
+from nngraph.graph.spec import edge_layer_starts
+from nngraph.graph.view import GraphView
 
 __all__ = ["GraphAugmentation", "GraphView", "edge_layer_starts"]
-
-
-@dataclass
-class GraphView:
-    """A batch of one architecture seen as dense per-graph tensors (views, no copies)."""
-
-    spec: ArchSpec
-    t: GraphTemplates  # on the batch's device
-    b: int
-    x: Tensor  # [B, N, F_node]
-    e: Tensor  # [B, E, F_edge]
-
-    @property
-    def device(self) -> torch.device:
-        return self.x.device
-
-    @classmethod
-    def of(cls, g: Graph) -> GraphView:
-        spec = graph_spec(g)
-        b = num_graphs(g)
-        t = spec.templates_on(g.x.device)
-        if g.x.shape[0] != b * t.num_nodes or g.edge_attr.shape[0] != b * t.num_edges:
-            raise ValueError(
-                f"the batch does not have the layout of {spec} x {b}: augmentations need graphs "
-                "built by nngraph (to_graph_batch / from_*) of one architecture"
-            )
-        x = g.x.view(b, t.num_nodes, -1)
-        e = g.edge_attr.view(b, t.num_edges, -1)
-        return cls(spec, t, b, x, e)
-
-    def first_layer_weights(self) -> Tensor:
-        """``W1 [B, n1, n0]`` of dense first layers (a view into ``e``)."""
-        n0, n1 = self.spec.layer_sizes[0], self.spec.layer_sizes[1]
-        if self.e.shape[-1] != 1:
-            raise ValueError(
-                f"input-space augmentations need scalar weights; {self.spec} has vectors"
-            )
-        return self.e[:, : n0 * n1, 0].view(self.b, n1, n0)
 
 
 class GraphAugmentation(BaseTransform):
@@ -100,9 +62,6 @@ class GraphAugmentation(BaseTransform):
                 **fields: Tensor) -> Graph:  # fmt: skip
         """A shallow copy of ``data`` with new node / edge features (dense ``[B, ...]`` form)."""
         out = copy.copy(data)
-        for stale in ("raw_x", "raw_edge_attr"):  # kept by normalize_graph; no longer this batch's
-            if stale in out:
-                del out[stale]
         if x is not None:
             out.x = x.reshape(view.b * view.t.num_nodes, -1)
         if e is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from nngraph.augment.base import GraphAugmentation, GraphView
+from nngraph.augment.base import GraphAugmentation
 from nngraph.graph.convert import Graph
 from nngraph.graph.spec import edge_layer_starts
+from nngraph.graph.view import GraphView
 
 __all__ = ["Dropout", "GaussianNoise", "QuantileDropout"]
 
@@ -16,7 +19,7 @@ class GaussianNoise(GraphAugmentation):
     biases) in each graph, as the reference implementation does (scale 0.32). A layer with a
     single bias (a 1-output INR's last layer) has std 0, so its bias stays as it is."""
 
-    def __init__(self, scale: float = 0.32, **kw) -> None:
+    def __init__(self, scale: float = 0.32, **kw: Any) -> None:
         super().__init__(**kw)
         self.scale = scale
 
@@ -39,7 +42,7 @@ class Dropout(GraphAugmentation):
     """Zero each parameter with probability ``p`` and rescale the rest by ``1 / (1 - p)``, as
     ``torch.nn.functional.dropout`` (and the reference implementation) do."""
 
-    def __init__(self, p: float = 0.1, rescale: bool = True, **kw) -> None:
+    def __init__(self, p: float = 0.1, rescale: bool = True, **kw: Any) -> None:
         super().__init__(**kw)
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout p must be in [0, 1), got {p}")
@@ -59,7 +62,7 @@ class QuantileDropout(GraphAugmentation):
     """Zero the parameters whose magnitude is below the ``q``-quantile of that graph's parameter
     magnitudes, ``q ~ U(0, max_quantile)`` per graph."""
 
-    def __init__(self, max_quantile: float = 0.1, **kw) -> None:
+    def __init__(self, max_quantile: float = 0.1, **kw: Any) -> None:
         super().__init__(**kw)
         self.max_quantile = max_quantile
 

@@ -8,12 +8,14 @@ transformed coordinates (``f(x - t)``, ``f(R x)``, ``f(s x)``). The last draw is
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from nngraph.augment.base import GraphAugmentation, GraphView
+from nngraph.augment.base import GraphAugmentation
 from nngraph.graph.convert import Graph
+from nngraph.graph.view import GraphView
 
 __all__ = ["Rotate", "Scale", "Translate"]
 
@@ -22,7 +24,7 @@ class Translate(GraphAugmentation):
     """Shift the picture by ``t ~ U(-max_shift, max_shift)`` per input dimension and graph:
     ``b1 -= W1 t``, so the new INR is ``x -> f(x - t)``."""
 
-    def __init__(self, max_shift: float = 0.25, **kw) -> None:
+    def __init__(self, max_shift: float = 0.25, **kw: Any) -> None:
         super().__init__(**kw)
         self.max_shift = max_shift
 
@@ -41,7 +43,7 @@ class Rotate(GraphAugmentation):
     """Rotate the input coordinates by a random angle in ``[-max_degrees, max_degrees]`` (2-D), or
     about a random axis by such an angle (3-D): ``W1 <- W1 R``, the new INR is ``x -> f(R x)``."""
 
-    def __init__(self, max_degrees: float = 30.0, **kw) -> None:
+    def __init__(self, max_degrees: float = 30.0, **kw: Any) -> None:
         super().__init__(**kw)
         self.max_degrees = max_degrees
 
@@ -69,7 +71,7 @@ class Scale(GraphAugmentation):
     """Zoom by ``s ~ U(1 - max_scale, 1 + max_scale)`` per graph: ``W1 <- s W1``, the new INR is
     ``x -> f(s x)``."""
 
-    def __init__(self, max_scale: float = 0.2, **kw) -> None:
+    def __init__(self, max_scale: float = 0.2, **kw: Any) -> None:
         super().__init__(**kw)
         self.max_scale = max_scale
 

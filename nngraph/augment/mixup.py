@@ -9,6 +9,9 @@ or pair by pair otherwise (exact, slower). With hard labels the output's ``y`` i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,9 +26,10 @@ from nngraph.align.weight_matching import (
     node_signs,
     weight_matching_batch,
 )
-from nngraph.augment.base import GraphAugmentation, GraphView
+from nngraph.augment.base import GraphAugmentation
 from nngraph.graph.convert import Graph, to_params
 from nngraph.graph.relabel import random_perms, relabel_indices
+from nngraph.graph.view import GraphView
 
 __all__ = ["MixUp", "MixUpAlign", "MixUpPerm"]
 
@@ -41,7 +45,7 @@ class MixUp(GraphAugmentation):
         alpha: float | None = None,
         lam: float | None = None,
         min_lam: float = 0.0,
-        **kw,
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
         if not 0.0 <= min_lam <= 1.0:
@@ -127,8 +131,10 @@ class MixUpAlign(MixUp):
     With ``cache`` (an :class:`AlignmentCache` of the store, see ``align_to_template``) the batch
     must carry its store rows in ``idx`` and alignment is a gather: partner ``j`` goes to sample
     ``i``'s frame by ``pi_j`` then ``pi_i^-1``. Without a cache every pair is weight-matched.
-    ``signs=True`` also matches neuron negations (SIRENs; an extension of the paper's permutation
-    matching, see ``signed_weight_matching``); a cache must then have been built with signs.
+    ``alignment`` (a function ``signed -> AlignmentCache``, what the training builders pass)
+    supplies the cache when none is given. ``signs=True`` also matches neuron negations (SIRENs;
+    an extension of the paper's permutation matching, see ``signed_weight_matching``); a cache
+    must then have been built with signs.
     """
 
     def __init__(
@@ -136,9 +142,12 @@ class MixUpAlign(MixUp):
         cache: AlignmentCache | None = None,
         max_iter: int = 100,
         signs: bool = False,
-        **kw,
+        alignment: Callable[[bool], AlignmentCache] | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
+        if cache is None and alignment is not None:
+            cache = alignment(bool(signs))
         self.cache, self.max_iter, self.signs = cache, max_iter, signs
         if signs and cache is not None and cache.signs is None:
             raise ValueError(

@@ -9,13 +9,15 @@ and its output side by ``1 / c``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
-from nngraph.augment.base import GraphAugmentation, GraphView
+from nngraph.augment.base import GraphAugmentation
 from nngraph.graph.convert import Graph
 from nngraph.graph.relabel import random_relabel
 from nngraph.graph.spec import ROLE_HIDDEN
+from nngraph.graph.view import GraphView
 
 __all__ = ["Permute", "PositiveScale", "SirenBias", "SirenNegation"]
 
@@ -32,7 +34,7 @@ class SirenNegation(GraphAugmentation):
 
     activations = frozenset({"sine", "tanh", "identity"})  # odd activations
 
-    def __init__(self, p: float = 0.5, **kw) -> None:
+    def __init__(self, p: float = 0.5, **kw: Any) -> None:
         super().__init__(**kw)
         self.p = p
 
@@ -51,7 +53,7 @@ class SirenBias(GraphAugmentation):
 
     activations = frozenset({"sine"})
 
-    def __init__(self, k_max: int = 4, **kw) -> None:
+    def __init__(self, k_max: int = 4, **kw: Any) -> None:
         super().__init__(**kw)
         self.k_max = k_max
 
@@ -71,7 +73,7 @@ class PositiveScale(GraphAugmentation):
 
     activations = frozenset({"relu", "leaky_relu", "identity"})
 
-    def __init__(self, max_factor: float = 2.0, **kw) -> None:
+    def __init__(self, max_factor: float = 2.0, **kw: Any) -> None:
         super().__init__(**kw)
         if max_factor < 1.0:
             raise ValueError(f"max_factor must be >= 1, got {max_factor}")

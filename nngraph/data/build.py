@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from nngraph.data.sources import ImageSource
 from nngraph.data.store import INRStore, assign_splits, load_store, save_store
+from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
 from nngraph.inr.fit import check_images, fit_inrs
 from nngraph.inr.siren import INITS
@@ -67,6 +68,7 @@ def build_store(
     check_images(source.images, spec)
     if init not in INITS:
         raise ValueError(f"unknown SIREN init {init!r}; choose one of {', '.join(INITS)}")
+    pick_device(device, setting="fit.device")  # a missing GPU fails here, not after the parts
     if views < 1 or steps < 0 or chunk_size < 1 or (batch_size is not None and batch_size < 1):
         raise ValueError(
             f"need views >= 1, steps >= 0, chunk_size >= 1, batch_size >= 1; got views={views}, "

@@ -1,19 +1,30 @@
 """Per-layer input normalisation: mean and std of each layer's weights and biases on the training
-split, applied to node and edge features after augmentation and just before the model (so
-augmentations act on the real function's parameters, models see unit-scale features)."""
+split, applied to node and edge features after augmentation, inside the model (so augmentations and
+probe features act on the real function's parameters, the layers see unit-scale features)."""
 
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from nngraph.graph.convert import Graph, graph_spec, num_graphs
+from nngraph.data.store import INRStore, params_fingerprint
+from nngraph.graph.convert import Graph
 from nngraph.graph.spec import ArchSpec
+from nngraph.graph.view import GraphView
+from nngraph.io import atomic_torch_save, load_torch_file
 
-__all__ = ["LayerStats", "layer_stats", "normalize_graph"]
+__all__ = [
+    "LayerStats",
+    "cached_layer_stats",
+    "layer_stats",
+    "normalize_graph",
+    "normalize_view",
+]
 
 
 @dataclass
@@ -31,6 +42,14 @@ class LayerStats:
     @classmethod
     def from_dict(cls, d: dict[str, Tensor]) -> LayerStats:
         return cls(**{k: torch.as_tensor(d[k]) for k in cls.__dataclass_fields__})
+
+    def stacked(self) -> Tensor:
+        """``[4, L]``: weight mean, weight std, bias mean, bias std (one tensor for a buffer)."""
+        return torch.stack([self.weight_mean, self.weight_std, self.bias_mean, self.bias_std])
+
+    @classmethod
+    def from_stacked(cls, t: Tensor) -> LayerStats:
+        return cls(*t.unbind(0))
 
     def node_edge_tables(self, spec: ArchSpec, device: torch.device) -> tuple[Tensor, ...]:
         """``(node_mean, node_std [N], edge_mean, edge_std [E])`` of one graph of ``spec``."""
@@ -63,14 +82,41 @@ def layer_stats(params: Tensor, spec: ArchSpec, eps: float = 1e-6) -> LayerStats
     return LayerStats(torch.stack(wm), torch.stack(ws), torch.stack(bm), torch.stack(bs))
 
 
+def cached_layer_stats(
+    store: INRStore, store_path: str | os.PathLike, rows: Tensor, views: int, *, write: bool = True
+) -> LayerStats:
+    """:func:`layer_stats` of ``store``'s ``rows`` (the training split with ``views`` views),
+    cached beside the store (``<store>.stats_v<views>.pt``) and recomputed when the store changed;
+    ``write=False`` (non-main processes) never writes, a read-only folder only costs the work."""
+    store_path = Path(store_path)
+    path = store_path.with_name(f"{store_path.stem}.stats_v{views}.pt")
+    key = {"views": views, "data": params_fingerprint(store.params, store.spec)}
+    if path.exists():
+        payload = load_torch_file(path, what="normalisation statistics")
+        if isinstance(payload, dict) and payload.get("key") == key:
+            return LayerStats.from_dict(payload["value"])
+    stats = layer_stats(store.params[rows], store.spec)
+    if write:
+        try:
+            atomic_torch_save({"key": key, "value": stats.to_dict()}, path)
+        except OSError as err:
+            print(f"nngraph: cannot cache {path.name} beside the store ({err}); continuing")
+    return stats
+
+
+def normalize_view(v: GraphView, stats: LayerStats) -> GraphView:
+    """``v`` with node and edge features standardised per layer (new tensors; ``v`` unchanged)."""
+    nm, ns, em, es = stats.node_edge_tables(v.spec, v.device)
+    x = (v.x - nm[:, None]) / ns[:, None]
+    e = (v.e - em[:, None]) / es[:, None]
+    return v.with_features(x, e)
+
+
 def normalize_graph(g: Graph, stats: LayerStats) -> Graph:
-    """A shallow copy of ``g`` with ``x`` and ``edge_attr`` standardised per layer; the originals
-    stay as ``raw_x`` / ``raw_edge_attr`` for features that need the real function (probes)."""
-    spec, b = graph_spec(g), num_graphs(g)
-    nm, ns, em, es = stats.node_edge_tables(spec, g.x.device)
+    """A shallow copy of ``g`` with ``x`` and ``edge_attr`` standardised per layer (models do this
+    themselves once given the stats: :meth:`~nngraph.models.WeightSpaceModel.set_input_stats`)."""
+    v = normalize_view(GraphView.of(g), stats)
     out = copy.copy(g)
-    out.raw_x, out.raw_edge_attr = g.x, g.edge_attr
-    out.x = ((g.x.view(b, -1, g.x.shape[-1]) - nm[:, None]) / ns[:, None]).view_as(g.x)
-    e = g.edge_attr.view(b, -1, g.edge_attr.shape[-1])
-    out.edge_attr = ((e - em[:, None]) / es[:, None]).view_as(g.edge_attr)
+    out.x = v.x.reshape(g.x.shape)
+    out.edge_attr = v.e.reshape(g.edge_attr.shape)
     return out

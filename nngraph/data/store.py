@@ -27,6 +27,7 @@ __all__ = [
     "INRStore",
     "assign_splits",
     "load_store",
+    "params_fingerprint",
     "reconstruct",
     "save_store",
 ]
@@ -41,6 +42,13 @@ _TENSORS = {  # name -> dtype; params is [N, P], the rest [N]
     "split": torch.long,
     "psnr": torch.float32,
 }
+
+
+def params_fingerprint(params: Tensor, spec: ArchSpec) -> dict:
+    """Cheap identity of a parameter matrix (size, spec, sums of its first and last rows): the key
+    of caches derived from a store (normalisation statistics, alignments)."""
+    head, tail = params[:256].double().sum().item(), params[-256:].double().sum().item()
+    return {"rows": len(params), "spec": spec.to_dict(), "head": head, "tail": tail}
 
 
 @dataclass

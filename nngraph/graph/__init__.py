@@ -26,6 +26,7 @@ from nngraph.graph.spec import (
     registered_families,
 )
 from nngraph.graph.validate import check_finite
+from nngraph.graph.view import GraphView
 
 __all__ = [
     "ROLE_HIDDEN",
@@ -34,6 +35,7 @@ __all__ = [
     "ArchFamily",
     "ArchSpec",
     "GraphTemplates",
+    "GraphView",
     "check_finite",
     "from_module",
     "from_params",

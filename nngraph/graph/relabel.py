@@ -33,9 +33,6 @@ def relabel(g: Graph, perms: Sequence[Tensor], *, validate: bool = True) -> Grap
     b = num_graphs(g)
     node_idx, edge_idx = relabel_indices(spec, perms, b, device=g.x.device, validate=validate)
     out = copy.copy(g)
-    for stale in ("raw_x", "raw_edge_attr"):  # unnormalised copies: gathered like the features
-        if stale in g:
-            out[stale] = g[stale].index_select(0, node_idx if stale == "raw_x" else edge_idx)
     out.x = g.x.index_select(0, node_idx)
     out.edge_attr = g.edge_attr.index_select(0, edge_idx)
     return out

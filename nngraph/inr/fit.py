@@ -14,11 +14,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
 from nngraph.inr.functional import coordinate_grid, mlp_forward
 from nngraph.inr.siren import sample_init_params
 
 __all__ = ["FitResult", "auto_batch_size", "auto_device", "check_images", "fit_inrs", "psnr"]
+
+auto_device = pick_device  # its old name
 
 
 @dataclass
@@ -38,13 +41,6 @@ class FitResult:
 def psnr(mse: Tensor) -> Tensor:
     """PSNR in dB of images in [0, 1] from their mean squared error."""
     return -10.0 * torch.log10(mse.clamp_min(1e-20))
-
-
-def auto_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` or ``"auto"``: CUDA when present, else the CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def auto_batch_size(spec: ArchSpec, pixels: int, device: torch.device) -> int:
@@ -115,7 +111,7 @@ def fit_inrs(
     ``init``: the SIREN init convention (:data:`nngraph.inr.siren.INITS`; default DWSNets').
     """
     images = check_images(images, spec)
-    dev = auto_device(device)
+    dev = pick_device(device, setting="fit.device")
     m, height, width, channels = images.shape
     if batch_size is None:
         batch_size = auto_batch_size(spec, height * width, dev)

@@ -1,5 +1,6 @@
 """What every weight-space model shares: the architecture it was built for, the check that a batch
-fits it, and the embeddings it returns (graph, and node/edge where the model has them)."""
+fits it, per-layer input normalisation, and the embeddings it returns (graph, and node/edge where
+the model has them)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from nngraph.augment.base import GraphView
+from nngraph.data.normalize import LayerStats, normalize_view
 from nngraph.graph.convert import Graph
 from nngraph.graph.spec import ArchSpec
+from nngraph.graph.view import GraphView
 
 __all__ = ["Embeddings", "WeightSpaceModel", "check_compatible"]
 
@@ -54,7 +56,8 @@ def check_compatible(model_spec: ArchSpec, spec: ArchSpec, *, any_hidden_width: 
 class WeightSpaceModel(nn.Module):
     """Base of the models: ``forward(batch) -> Embeddings``; ``out_dim`` is the size of
     ``Embeddings.graph``; ``any_hidden_width`` says whether hidden widths may differ from
-    ``spec``."""
+    ``spec``. With :meth:`set_input_stats`, the layers see per-layer standardised weights and
+    biases while features of the real function (probes) read the batch as it came."""
 
     any_hidden_width: bool = True
     out_dim: int
@@ -64,18 +67,22 @@ class WeightSpaceModel(nn.Module):
         if not isinstance(spec, ArchSpec):
             raise ValueError(f"spec must be an ArchSpec, got {type(spec).__name__}")
         self.spec = spec
+        self.register_buffer("input_stats", None)  # [4, L] once set: saved with the model
 
-    @staticmethod
-    def raw_features(batch: Graph, v: GraphView) -> tuple:
-        """The batch's features before normalisation (``raw_x`` / ``raw_edge_attr``, which
-        :func:`nngraph.data.normalize.normalize_graph` keeps), as ``[B, N, F]`` / ``[B, E, F]``."""
-        rx, re = getattr(batch, "raw_x", None), getattr(batch, "raw_edge_attr", None)
-        if rx is None or re is None:
-            return v.x, v.e
-        return rx.view_as(v.x), re.view_as(v.e)
+    def set_input_stats(self, stats: LayerStats | None) -> None:
+        """Standardise inputs with ``stats`` (the training split's, :func:`layer_stats`) from now
+        on; ``None``: feed the parameters as they are."""
+        self.input_stats = None if stats is None else stats.stacked().float()
+
+    def views(self, batch: Graph) -> tuple[GraphView, GraphView]:
+        """``(inputs, real)``: the batch as dense views for the layers (standardised when stats are
+        set) and as the real parameters, after checking that it fits the model."""
+        real = GraphView.of(batch)
+        check_compatible(self.spec, real.spec, any_hidden_width=self.any_hidden_width)
+        if self.input_stats is None:
+            return real, real
+        return normalize_view(real, LayerStats.from_stacked(self.input_stats)), real
 
     def view(self, batch: Graph) -> GraphView:
-        """The batch as dense ``[B, N, F]`` / ``[B, E, F]`` views, after checking it fits."""
-        v = GraphView.of(batch)
-        check_compatible(self.spec, v.spec, any_hidden_width=self.any_hidden_width)
-        return v
+        """The batch as the layers see it (see :meth:`views`)."""
+        return self.views(batch)[0]

@@ -73,12 +73,12 @@ class PNANet(WeightSpaceModel):
         self.out_dim = pooled_dim(pooling, spec, hidden)
 
     def forward(self, batch: Graph) -> Embeddings:
-        v = self.view(batch)
+        v, real = self.views(batch)
         h = self.node_encoder(v.x) + self.positions(position_ids(v.spec, v.device))
         if self.probes is not None:
-            h = h + self.probes(*self.raw_features(batch, v), v.spec)
+            h = h + self.probes(real.x, real.e, v.spec)
         h = h.reshape(v.b * v.t.num_nodes, -1)
-        e = self.edge_encoder(batch.edge_attr)
+        e = self.edge_encoder(v.e.reshape(v.b * v.t.num_edges, -1))
         src, dst = batch.edge_index
         both = torch.cat([batch.edge_index, batch.edge_index.flip(0)], dim=1)
         for i, (conv, nnorm) in enumerate(zip(self.convs, self.node_norms)):

@@ -186,11 +186,11 @@ class RelationalTransformer(WeightSpaceModel):
         self.out_dim = pooled_dim(pooling, spec, d_node)
 
     def forward(self, batch: Graph) -> Embeddings:
-        v = self.view(batch)
+        v, real = self.views(batch)
         b, n, num_e = v.b, v.t.num_nodes, v.t.num_edges
         h = self.node_encoder(v.x) + self.positions(position_ids(v.spec, v.device))
         if self.probes is not None:
-            h = h + self.probes(*self.raw_features(batch, v), v.spec)
+            h = h + self.probes(real.x, real.e, v.spec)
         src, dst = v.t.edge_index
         if self.mode == "dense":
             h, e = self._dense(h, v.e, src, dst)

@@ -1,0 +1,202 @@
+"""Config -> objects: the one place that reads the Hydra config (``configs/``) and builds what the
+library takes as plain arguments: the INR store, the batches, the task around its encoder, the
+augmentation, the optimiser, the trainer settings. Commands (``train.py``, ``nngraph-train``,
+``nngraph-fit``) call these; nothing below them sees a config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+from torch_geometric.transforms import BaseTransform
+
+from nngraph.align.template import cached_alignment
+from nngraph.augment import build_augmentation
+from nngraph.data.build import build_store, default_store_path
+from nngraph.data.loader import GraphBatches
+from nngraph.data.normalize import cached_layer_stats
+from nngraph.data.sources import ImageSource, load_source
+from nngraph.data.store import INRStore, load_store
+from nngraph.graph.spec import ArchSpec
+from nngraph.models import MODELS, build_model, check_compatible
+from nngraph.tasks import Task, task_class
+from nngraph.train.distributed import DistInfo
+from nngraph.train.trainer import TrainData, TrainerSettings
+
+__all__ = [
+    "build_augment",
+    "build_data",
+    "build_optimizer",
+    "build_source",
+    "build_task",
+    "fit_options",
+    "open_store",
+    "plain",
+    "trainer_settings",
+]
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python values (dicts, lists), interpolations resolved."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def data_spec(cfg: DictConfig) -> ArchSpec:
+    """The INR architecture of the ``data`` config."""
+    return ArchSpec.from_dict(plain(cfg.data.arch))
+
+
+def build_source(cfg: DictConfig) -> ImageSource:
+    """The image source of the ``data`` config (everything but its name, arch, views, splits and
+    path are the loader's options)."""
+    data = cfg.data
+    try:
+        options = OmegaConf.to_container(data, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise ValueError(
+            f"data={data.name} needs a value for {err.full_key}: pass it on the command line, "
+            f"e.g. data={data.name} {err.full_key}=/path/to/images"
+        ) from None
+    skip = {"name", "arch", "val_fraction", "split_seed", "views", "path"}
+    return load_source(data.name, **{k: v for k, v in options.items() if k not in skip})
+
+
+def fit_options(cfg: DictConfig) -> dict[str, Any]:
+    """``build_store`` keyword arguments from the ``fit`` and ``data`` configs (the one conversion
+    of the fit settings, for ``nngraph-fit`` and for a store fitted on first use)."""
+    fit, data = cfg.fit, cfg.data
+    return {
+        "views": int(data.views),
+        "steps": int(fit.steps),
+        "lr": float(fit.lr),
+        "target_psnr": None if fit.target_psnr is None else float(fit.target_psnr),
+        "batch_size": None if fit.batch_size is None else int(fit.batch_size),
+        "chunk_size": int(fit.chunk_size),
+        "seed": int(fit.seed),
+        "device": str(fit.device),
+        "init": str(fit.init),
+        "val_fraction": float(data.val_fraction),
+        "split_seed": int(data.split_seed),
+        "overwrite": bool(fit.overwrite),
+    }
+
+
+def open_store(cfg: DictConfig, *, is_main: bool = True, progress: bool = True) -> tuple:
+    """``(store, path)``: ``data.path`` when set, else the default store of ``data``, fitted on
+    first use under ``data_dir`` (only by the main process; a store fitted with other settings is
+    an error, never silently reused)."""
+    views = int(cfg.data.views)
+    if views < 1:
+        raise ValueError(f"data.views must be at least 1, got {views}")
+    if cfg.data.get("path"):
+        return load_store(cfg.data.path), Path(cfg.data.path)
+    path = default_store_path(cfg.data_dir, cfg.data.name, views)
+    if is_main:
+        if not path.exists():
+            print(f"nngraph: fitting the {cfg.data.name} INR store ({views} view(s)) once: {path}")
+        build_store(build_source(cfg), data_spec(cfg), path, progress=progress, **fit_options(cfg))
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # the others wait for the main process's fit
+    return load_store(path), path
+
+
+def _check_model_fits(cfg: DictConfig, spec: ArchSpec) -> None:
+    want = cfg.model.get("arch")
+    if not want:
+        return
+    flexible = MODELS[cfg.model.name].any_hidden_width if cfg.model.name in MODELS else True
+    try:
+        check_compatible(ArchSpec.from_dict(plain(want)), spec, any_hidden_width=flexible)
+    except ValueError as err:
+        raise ValueError(f"data/model mismatch: data={cfg.data.name}: {err}") from None
+
+
+def build_data(
+    cfg: DictConfig, store: INRStore, store_path: Path, device: torch.device, dist: DistInfo
+) -> TrainData:
+    """The store's splits as batches: training rows with ``data.views`` views per item (this
+    process's shard of each batch), one view per item for evaluation."""
+    _check_model_fits(cfg, store.spec)
+    views = int(cfg.data.views)
+    if int(store.view.max()) + 1 < views:
+        raise ValueError(f"data.views={views} but {store_path} holds fewer views per item")
+    rows = store.indices("train", views=views)
+    bs = int(cfg.trainer.batch_size)
+    train = GraphBatches(store, rows, bs, device=device, shard=(dist.rank, dist.world))
+    evals = {"train": store.indices("train", views=1), "val": store.indices("val", views=1),
+             "test": store.indices("test", views=1)}  # fmt: skip
+    evals = {s: GraphBatches(store, r, bs, device=device) for s, r in evals.items()}
+    description = f"{cfg.data.name} ({views} view(s), {len(rows)} train INRs)"
+    return TrainData(store.spec, rows, train, evals, description)
+
+
+def build_task(
+    cfg: DictConfig, store: INRStore, store_path: Path, rows: torch.Tensor, *, write: bool = True
+) -> Task:
+    """The configured task around the configured encoder (with the training split's per-layer
+    input statistics when ``trainer.normalize``)."""
+    encoder = build_model(cfg.model.name, store.spec, **plain(cfg.model.kwargs))
+    if cfg.trainer.normalize:
+        views = int(cfg.data.views)
+        encoder.set_input_stats(cached_layer_stats(store, store_path, rows, views, write=write))
+    options = {k: v for k, v in plain(cfg.task).items() if k != "name"}
+    try:
+        return task_class(str(cfg.task.name)).from_store(encoder, store, **options)
+    except TypeError as err:
+        raise ValueError(f"bad settings for task {cfg.task.name!r}: {err}") from None
+
+
+def build_augment(
+    cfg: DictConfig, task: Task, store: INRStore, store_path: Path, dist: DistInfo
+) -> BaseTransform:
+    """The configured augmentation; an aligned MixUp gets the store's cached alignment (signed or
+    not, as it asks) without the caller naming it."""
+
+    def alignment(signed: bool):
+        return cached_alignment(
+            store, store_path, signed=signed, write=dist.is_main, progress=dist.is_main
+        )
+
+    context = {"num_classes": store.num_classes, "seed": int(cfg.seed) + dist.rank,
+               "alignment": alignment, **task.augment_options()}  # fmt: skip
+    return build_augmentation(plain(cfg.get("aug")), **context)
+
+
+def build_optimizer(cfg: DictConfig, task: Task, batches_per_epoch: int) -> tuple:
+    """``(AdamW, warmup scheduler)``: the trainer's lr / weight decay, else the model's; linear
+    warmup over ``trainer.warmup_steps``, else the model's, at most a tenth of the run."""
+    tr, optim = cfg.trainer, cfg.model.optim
+    lr = float(tr.lr if tr.lr is not None else optim.lr)
+    wd = float(tr.weight_decay if tr.weight_decay is not None else optim.weight_decay)
+    optimizer = torch.optim.AdamW(task.parameters(), lr=lr, weight_decay=wd)
+    epochs = int(tr.epochs)
+    if epochs < 1:
+        raise ValueError(f"trainer.epochs must be at least 1, got {epochs}")
+    warm = tr.warmup_steps
+    if warm is None:
+        warm = min(int(optim.warmup_steps), max(1, epochs * batches_per_epoch // 10))
+    warm = int(warm)
+
+    def factor(step: int) -> float:
+        return min(1.0, (step + 1) / warm) if warm > 0 else 1.0
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def trainer_settings(cfg: DictConfig) -> TrainerSettings:
+    """The ``trainer`` config's loop settings as a :class:`TrainerSettings`."""
+    tr = cfg.trainer
+    return TrainerSettings(
+        epochs=int(tr.epochs),
+        max_steps=int(tr.max_steps) if tr.get("max_steps") else None,
+        max_minutes=float(tr.max_minutes) if tr.max_minutes else None,
+        eval_every=int(tr.eval_every) if tr.eval_every else None,
+        clip_grad=float(tr.clip_grad) if tr.clip_grad else None,
+        amp=bool(tr.amp),
+        progress=bool(tr.progress),
+        seed=int(cfg.seed),
+    )
