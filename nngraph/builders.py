@@ -21,6 +21,7 @@ from nngraph.data.loader import GraphBatches
 from nngraph.data.normalize import cached_layer_stats
 from nngraph.data.sources import ImageSource, load_source
 from nngraph.data.store import INRStore, load_store
+from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
 from nngraph.models import MODELS, build_model, check_compatible
 from nngraph.tasks import Task, task_class
@@ -33,6 +34,7 @@ __all__ = [
     "build_optimizer",
     "build_source",
     "build_task",
+    "check_settings",
     "fit_options",
     "open_store",
     "plain",
@@ -43,6 +45,61 @@ __all__ = [
 def plain(node: Any) -> Any:
     """A config node as plain Python values (dicts, lists), interpolations resolved."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _at_least(low: float):
+    return lambda v: v >= low
+
+
+def _fraction(v: Any) -> bool:
+    return 0 <= v < 1
+
+
+#: (config key, test, what is allowed): checked before any work; None passes where allowed
+_RULES: list[tuple[str, Any, str, bool]] = [
+    ("data.views", _at_least(1), "an integer >= 1", False),
+    ("data.val_fraction", _fraction, "a fraction in [0, 1)", False),
+    ("trainer.epochs", _at_least(1), "an integer >= 1", False),
+    ("trainer.batch_size", _at_least(1), "an integer >= 1", False),
+    ("trainer.lr", _positive, "a positive number or null (the model's)", True),
+    ("trainer.weight_decay", _at_least(0), "a number >= 0 or null (the model's)", True),
+    ("trainer.warmup_steps", _at_least(0), "an integer >= 0 or null", True),
+    ("trainer.clip_grad", _positive, "a positive max norm or null (no clipping)", True),
+    ("trainer.eval_every", _at_least(1), "an integer >= 1 or null (every epoch)", True),
+    ("trainer.max_steps", _at_least(1), "an integer >= 1 or null (no limit)", True),
+    ("trainer.max_minutes", _positive, "a positive number or null (no limit)", True),
+    ("task.label_smoothing", _fraction, "a fraction in [0, 1)", False),
+    ("task.temperature", _positive, "a positive number", False),
+    ("task.mixup_min_lam", lambda v: 0 <= v <= 1, "a number in [0, 1]", False),
+    ("fit.steps", _at_least(0), "an integer >= 0", False),
+    ("fit.lr", _positive, "a positive number", False),
+    ("fit.target_psnr", _positive, "a positive PSNR in dB or null (never stop early)", True),
+    ("fit.batch_size", _at_least(1), "an integer >= 1 or null (automatic)", True),
+    ("fit.chunk_size", _at_least(1), "an integer >= 1", False),
+    ("fit.subset", _at_least(1), "an integer >= 1 or null (everything)", True),
+]
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Every numeric setting the config has, checked against its allowed range before any work
+    or write: one ``ValueError`` naming the key, the value and what is allowed."""
+    for key, ok, allowed, nullable in _RULES:
+        node = OmegaConf.select(cfg, key, default="__absent__")
+        if node == "__absent__" or (node is None and nullable):
+            continue
+        try:
+            good = node is not None and not isinstance(node, bool) and ok(float(node))
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise ValueError(f"{key}={node} is not allowed: it must be {allowed}")
+    for key in ("trainer.device", "fit.device"):
+        if OmegaConf.select(cfg, key) is not None:
+            pick_device(str(OmegaConf.select(cfg, key)), setting=key)
 
 
 def data_spec(cfg: DictConfig) -> ArchSpec:

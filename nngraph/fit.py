@@ -17,15 +17,17 @@ import hydra
 from omegaconf import DictConfig
 
 from nngraph import config_dir
-from nngraph.builders import build_source, data_spec, fit_options
+from nngraph.builders import build_source, check_settings, data_spec, fit_options
 from nngraph.data.build import build_store, default_store_path
 from nngraph.data.store import INRStore
+from nngraph.io import describe_error
 
 __all__ = ["main", "run_fit"]
 
 
 def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
     """Fit the configured source into a store; returns it and where it was written."""
+    check_settings(cfg)  # every setting in range before any work or write
     fit, views = cfg.fit, int(cfg.data.views)
     source = build_source(cfg)
     if fit.subset:
@@ -41,8 +43,8 @@ def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
 def _fit(cfg: DictConfig) -> None:
     try:
         store, out = run_fit(cfg)
-    except (ValueError, FileNotFoundError) as err:  # bad input: say what, not a traceback
-        sys.exit(f"nngraph-fit: error: {err}")
+    except (ValueError, OSError) as err:  # bad input, unwritable output: say what, no traceback
+        sys.exit(f"nngraph-fit: error: {describe_error(err)}")
     seconds = store.meta.get("fit_seconds", float("nan"))
     print(f"{out}: {store.summary()}")
     print(f"fitting took {seconds:.1f} s ({len(store) / max(seconds, 1e-9):.0f} INRs/s)")

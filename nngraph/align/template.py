@@ -124,7 +124,7 @@ def cached_alignment(
     cache_path = store_path.with_name(store_path.stem + suffix)
     if cache_path.exists():
         cache = AlignmentCache.load(cache_path)
-        if cache.fingerprint == params_fingerprint(store.params, store.spec):
+        if cache.fingerprint == store.fingerprint():
             return cache
     if progress:
         print(f"nngraph: aligning the store to a template once -> {cache_path}")

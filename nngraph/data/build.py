@@ -25,7 +25,7 @@ from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
 from nngraph.inr.fit import check_images, fit_inrs
 from nngraph.inr.siren import INITS
-from nngraph.io import atomic_torch_save, atomic_write_text, load_torch_file
+from nngraph.io import OutputLock, atomic_torch_save, atomic_write_text, load_torch_file
 
 __all__ = ["build_store", "default_store_path"]
 
@@ -74,6 +74,10 @@ def build_store(
             f"need views >= 1, steps >= 0, chunk_size >= 1, batch_size >= 1; got views={views}, "
             f"steps={steps}, chunk_size={chunk_size}, batch_size={batch_size}"
         )
+    if not lr > 0 or (target_psnr is not None and not target_psnr > 0):
+        raise ValueError(f"need lr > 0 and target_psnr > 0 (or None); got {lr}, {target_psnr}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     settings = dict(
         source=source.name, items=len(source.images), image_shape=list(source.image_shape),
         content=_fingerprint(source), spec=spec.to_dict(), views=views, steps=steps, lr=lr,
@@ -83,6 +87,16 @@ def build_store(
     fit_options = {"steps": steps, "lr": lr, "target_psnr": target_psnr, "batch_size": batch_size,
                    "seed": seed, "device": device, "init": init}  # fmt: skip
     parts = out.with_name(out.name + ".parts")
+    with OutputLock(out.with_name(f".{out.name}.lock"), f"the store {out}"):
+        return _build_or_open(source, spec, out, parts, settings, fit_options, overwrite, progress)
+
+
+def _build_or_open(
+    source: ImageSource, spec: ArchSpec, out: Path, parts: Path, settings: dict,
+    fit_options: dict, overwrite: bool, progress: bool,
+) -> INRStore:  # fmt: skip
+    """The store at ``out`` when made with ``settings``, else fitted chunk by chunk (resumable)."""
+    views, chunk_size = settings["views"], settings["chunk_size"]
     if out.exists() and not overwrite:
         store = load_store(out)
         made_with = store.meta.get("fit")

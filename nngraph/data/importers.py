@@ -56,7 +56,7 @@ def import_dwsnets(
                 f"{splits_json}: split {split!r} has {len(part['path'])} paths but "
                 f"{len(part['label'])} labels"
             )
-        entries += [(split, p, int(lab)) for p, lab in zip(part["path"], part["label"])]
+        entries += [(split, p, lab) for p, lab in zip(part["path"], part["label"])]
     return _build(splits_json, entries, out, spec, image_shape, progress, "dwsnets", None)
 
 
@@ -88,7 +88,7 @@ def import_wsa(
 
 def _build(
     splits_json: Path,
-    entries: list[tuple[str, str, int | None]],
+    entries: list[tuple[str, str, object]],
     out: str | os.PathLike | None,
     spec: ArchSpec | None,
     image_shape: Iterable[int],
@@ -101,6 +101,7 @@ def _build(
     resolve = _resolver(splits_json)
     rows, labels, views, sources = [], [], [], []
     source_ids: dict[str, int] = {}
+    seen = _Seen(splits_json)
     spec_from = "the spec you passed" if spec is not None else None
     for _split, raw_path, label in tqdm(
         entries, desc=f"importing {kind} INRs", unit="INR", disable=not progress
@@ -113,7 +114,8 @@ def _build(
             if "label" not in state_dict:
                 raise ValueError(f"{path}: no 'label' entry in the state dict")
             state_dict = dict(state_dict)
-            label = int(torch.as_tensor(state_dict.pop("label")).item())
+            label = state_dict.pop("label")
+        label = _label(label, path)
         family = get_family(spec.family if spec is not None else "mlp")
         try:
             if spec is None:
@@ -132,6 +134,7 @@ def _build(
             if match:
                 view = int(match.group(1))
                 key = str(raw_path)[: match.start(1)] + "#" + str(raw_path)[match.end(1) :]
+        seen.add(path, key, _split, label)
         sources.append(source_ids.setdefault(key, len(source_ids)))
         rows.append(params.float())
         labels.append(label)
@@ -154,6 +157,53 @@ def _build(
     if out is not None:
         save_store(store, out)
     return store
+
+
+def _label(value: object, path: Path) -> int:
+    """A class label as an int: an integer (or integer-valued number / 0-d tensor) >= 0."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{path}: the label must be an integer class id, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{path}: the label must be an integer class id, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{path}: the label must be >= 0, got {value!r}")
+    return int(value)
+
+
+class _Seen:
+    """What the splits file listed so far: each file once, each source item (the views of one
+    image) in one split and with one label."""
+
+    def __init__(self, splits_json: Path) -> None:
+        self.splits_json = splits_json
+        self.paths: dict[Path, str] = {}
+        self.items: dict[str, tuple[str, int, Path]] = {}
+
+    def add(self, path: Path, key: str, split: str, label: int) -> None:
+        where = self.splits_json
+        resolved = path.resolve()
+        if resolved in self.paths:
+            raise ValueError(
+                f"{where} lists {path} twice (in {self.paths[resolved]} and {split}): each INR "
+                "file may appear once"
+            )
+        self.paths[resolved] = split
+        if key in self.items:
+            first_split, first_label, first = self.items[key]
+            if first_split != split:
+                raise ValueError(
+                    f"{where} puts views of one image in {first_split} ({first}) and {split} "
+                    f"({path}): train and test would share images"
+                )
+            if first_label != label:
+                raise ValueError(
+                    f"{where}: views of one image have labels {first_label} ({first}) and "
+                    f"{label} ({path})"
+                )
+        else:
+            self.items[key] = (split, label, path)
 
 
 def _read_splits(path: Path) -> dict:

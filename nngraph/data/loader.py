@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch
 
-from nngraph.data.store import INRStore
+from nngraph.data.store import INRStore, nonfinite_rows
 from nngraph.graph.convert import to_graph_batch
 
 __all__ = ["GraphBatches", "epoch_order"]
@@ -46,6 +46,13 @@ class GraphBatches:
         self.store, self.rows, self.batch_size = store, rows, batch_size
         self.device, self.shard = torch.device(device), shard
         self.params = store.params.index_select(0, rows).to(self.device)  # the split, once
+        bad = nonfinite_rows(self.params)
+        if len(bad):  # e.g. a byte flipped in the file after it was written and checked
+            shown = ", ".join(str(int(r)) for r in rows[bad.cpu()][:5])
+            raise ValueError(
+                f"the store has NaN or Inf parameters (rows {shown}; {len(bad)} in all): "
+                "re-create it (nngraph-fit or an importer)"
+            )
         self.labels = store.labels.index_select(0, rows).to(self.device)
         self._position = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long)
         self._position[rows] = torch.arange(len(rows))

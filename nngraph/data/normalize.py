@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from nngraph.data.store import INRStore, params_fingerprint
+from nngraph.data.store import INRStore
 from nngraph.graph.convert import Graph
 from nngraph.graph.spec import ArchSpec
 from nngraph.graph.view import GraphView
@@ -90,7 +90,7 @@ def cached_layer_stats(
     ``write=False`` (non-main processes) never writes, a read-only folder only costs the work."""
     store_path = Path(store_path)
     path = store_path.with_name(f"{store_path.stem}.stats_v{views}.pt")
-    key = {"views": views, "data": params_fingerprint(store.params, store.spec)}
+    key = {"views": views, "data": store.fingerprint()}
     if path.exists():
         payload = load_torch_file(path, what="normalisation statistics")
         if isinstance(payload, dict) and payload.get("key") == key:

@@ -9,6 +9,7 @@ memory-mapped, so a store larger than RAM opens at once.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -26,7 +27,10 @@ __all__ = [
     "SPLITS",
     "INRStore",
     "assign_splits",
+    "check_store",
     "load_store",
+    "nonfinite_rows",
+    "params_digest",
     "params_fingerprint",
     "reconstruct",
     "save_store",
@@ -44,11 +48,35 @@ _TENSORS = {  # name -> dtype; params is [N, P], the rest [N]
 }
 
 
-def params_fingerprint(params: Tensor, spec: ArchSpec) -> dict:
-    """Cheap identity of a parameter matrix (size, spec, sums of its first and last rows): the key
-    of caches derived from a store (normalisation statistics, alignments)."""
-    head, tail = params[:256].double().sum().item(), params[-256:].double().sum().item()
-    return {"rows": len(params), "spec": spec.to_dict(), "head": head, "tail": tail}
+def params_digest(params: Tensor, rows_per_chunk: int = 65536) -> str:
+    """SHA-256 of the whole parameter matrix (its float32 bytes, row by row): the identity of a
+    store's content. One pass; ``save_store`` records it so opening a store does not repeat it."""
+    h = hashlib.sha256()
+    for start in range(0, len(params), rows_per_chunk):
+        block = params[start : start + rows_per_chunk].detach().float().contiguous().cpu()
+        h.update(block.numpy().tobytes())
+    return h.hexdigest()
+
+
+def params_fingerprint(params: Tensor, spec: ArchSpec, digest: str | None = None) -> dict:
+    """The key of caches derived from a parameter matrix (normalisation statistics, alignments):
+    its size, spec and content digest (``digest`` when known, else computed)."""
+    digest = digest or params_digest(params)
+    return {"rows": len(params), "spec": spec.to_dict(), "sha256": digest}
+
+
+def nonfinite_rows(params: Tensor, rows_per_chunk: int = 65536) -> Tensor:
+    """Rows of ``params`` holding NaN or Inf (one pass, in chunks)."""
+    bad = []
+    for start in range(0, len(params), rows_per_chunk):
+        block = params[start : start + rows_per_chunk]
+        bad.append((~torch.isfinite(block)).any(dim=1).nonzero().flatten() + start)
+    return torch.cat(bad) if bad else torch.zeros(0, dtype=torch.long)
+
+
+def _rows_text(rows: Tensor) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:5])
+    return shown + (f", ... ({len(rows)} rows)" if len(rows) > 5 else "")
 
 
 @dataclass
@@ -85,6 +113,18 @@ class INRStore:
     def __len__(self) -> int:
         return len(self.params)
 
+    def digest(self) -> str:
+        """SHA-256 of ``params`` (read from the file's header when opened with ``load_store``;
+        computed once otherwise). Modify a store by making a new one, not in place."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            cached = self.__dict__["_digest"] = params_digest(self.params)
+        return cached
+
+    def fingerprint(self) -> dict:
+        """The key of caches derived from this store (see :func:`params_fingerprint`)."""
+        return params_fingerprint(self.params, self.spec, self.digest())
+
     @property
     def num_classes(self) -> int:
         names = self.meta.get("class_names")
@@ -107,6 +147,33 @@ class INRStore:
         return f"{len(self)} INRs of {self.spec} ({counts}; {views} view(s){quality})"
 
 
+def check_store(store: INRStore, where: str = "the store", *, params: bool = True) -> None:
+    """Raise ``ValueError`` naming the problem unless labels lie in ``[0, num_classes)``, no source
+    item sits in two splits (train/test leakage), and (``params``) every parameter is finite."""
+    hint = "fix the data it was made from and re-create it"
+    labels, n_names = store.labels, len(store.meta.get("class_names") or [])
+    if len(labels) and int(labels.min()) < 0:
+        bad = (labels < 0).nonzero().flatten()
+        raise ValueError(f"{where} has negative labels (rows {_rows_text(bad)}); {hint}")
+    if n_names and len(labels) and int(labels.max()) >= n_names:
+        bad = (labels >= n_names).nonzero().flatten()
+        raise ValueError(
+            f"{where} has labels >= its {n_names} class names (rows {_rows_text(bad)}); {hint}"
+        )
+    pairs = torch.unique(torch.stack([store.source_index, store.split]), dim=1)
+    if pairs.shape[1] != len(torch.unique(store.source_index)):
+        items, counts = torch.unique(pairs[0], return_counts=True)
+        leaked = items[counts > 1]
+        raise ValueError(
+            f"{where} puts views of one source item in two splits (items {_rows_text(leaked)}): "
+            f"train and test would share images; {hint}"
+        )
+    if params:
+        bad = nonfinite_rows(store.params)
+        if len(bad):
+            raise ValueError(f"{where} has NaN or Inf parameters (rows {_rows_text(bad)}); {hint}")
+
+
 def assign_splits(is_test: Tensor, val_fraction: float = 0.1, seed: int = 0) -> Tensor:
     """Per source item: 2 (test) where the source says test; a seeded ``val_fraction`` of the rest
     becomes 1 (val); everything else 0 (train). Views of an item inherit its split."""
@@ -122,13 +189,19 @@ def assign_splits(is_test: Tensor, val_fraction: float = 0.1, seed: int = 0) -> 
 
 
 def save_store(store: INRStore, path: str | os.PathLike) -> Path:
-    """Write ``store`` to ``path`` atomically (temporary file, then rename)."""
+    """Write ``store`` to ``path`` atomically (temporary file, then rename), after checking it
+    (finite parameters, labels in range, no split leakage); the content digest goes into the
+    header, so opening it later is instant and caches are keyed by content."""
     _check_plain(store.meta, "meta")
+    check_store(store, f"the store for {path}")
+    digest = params_digest(store.params)
+    store.__dict__["_digest"] = digest
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "spec": store.spec.to_dict(),
         "meta": store.meta,
+        "checked": {"finite": True, "sha256": digest},
     }
     for name in _TENSORS:
         payload[name] = getattr(store, name).contiguous()
@@ -155,13 +228,19 @@ def load_store(path: str | os.PathLike, *, mmap: bool = True) -> INRStore:
             f"{path} is an inconsistent INR store: spec and meta must be dicts; {hint}"
         )
     try:
-        return INRStore(
+        store = INRStore(
             spec=ArchSpec.from_dict(payload["spec"]),
             meta=payload["meta"],
             **{name: payload[name] for name in _TENSORS},
         )
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path} is an inconsistent INR store: {err}; {hint}") from err
+    checked = payload.get("checked") if isinstance(payload.get("checked"), dict) else {}
+    # a store saved by this version was checked when written: only the cheap checks again
+    check_store(store, str(path), params=not checked.get("finite"))
+    if isinstance(checked.get("sha256"), str):
+        store.__dict__["_digest"] = checked["sha256"]
+    return store
 
 
 def reconstruct(

@@ -4,11 +4,24 @@ asked (offline unless ``logger.mode=online``, so never a login prompt)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsLogger", "summary_table"]
+__all__ = ["MetricsLogger", "json_safe", "summary_table"]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN / Inf float replaced by None: JSON has no NaN (``json.dumps``
+    would write a bare ``NaN`` that strict readers reject)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 class MetricsLogger:
@@ -37,8 +50,9 @@ class MetricsLogger:
             )
 
     def log(self, record: dict[str, Any]) -> None:
+        record = json_safe(record)
         with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record, allow_nan=False) + "\n")
         if self.wandb is not None:
             self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 

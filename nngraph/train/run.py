@@ -18,6 +18,7 @@ from nngraph.builders import (
     build_data,
     build_optimizer,
     build_task,
+    check_settings,
     open_store,
     plain,
     trainer_settings,
@@ -34,6 +35,7 @@ __all__ = ["open_store", "pick_device", "run"]
 def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train and evaluate as ``cfg`` says, writing everything of the run under ``run_dir``.
     Returns the summary (test metrics of the best-validation checkpoint)."""
+    check_settings(cfg)  # every setting in range before any work or write
     device = pick_device(str(cfg.trainer.device), setting="trainer.device")
     dist = setup_distributed(device.type)
     try:
@@ -64,16 +66,19 @@ def _run(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistInfo) -
         task, data, optimizer, scheduler, run_dir, trainer_settings(cfg), augment=augment,
         device=device, dist=dist, config=plain(cfg), logger_options=plain(cfg.logger),
     )  # fmt: skip
-    if cfg.trainer.resume:
-        trainer.resume(cfg.trainer.resume)
-    trainer.fit()
-    if not dist.is_main:
-        return {}
-    aug = plain(cfg.get("aug"))
-    describe = {"task": str(cfg.task.name), "model": str(cfg.model.name),
-                "aug": ",".join(aug) if isinstance(aug, dict) else "none",
-                "data": data.description}  # fmt: skip
-    return trainer.test(describe)
+    try:
+        if cfg.trainer.resume:
+            trainer.resume(cfg.trainer.resume)
+        trainer.fit()
+        if not dist.is_main:
+            return {}
+        aug = plain(cfg.get("aug"))
+        describe = {"task": str(cfg.task.name), "model": str(cfg.model.name),
+                    "aug": ",".join(aug) if isinstance(aug, dict) else "none",
+                    "data": data.description}  # fmt: skip
+        return trainer.test(describe)
+    finally:
+        trainer.close()
 
 
 def _place(task: Task, device: torch.device, dist: DistInfo) -> Task:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from nngraph.data.loader import GraphBatches, epoch_order
 from nngraph.graph.spec import ArchSpec
-from nngraph.io import atomic_torch_save
+from nngraph.io import OutputLock, atomic_torch_save, atomic_write_text, clean_temp_files
 from nngraph.tasks.base import EvalData, Evaluation, Task
 from nngraph.train.checkpoint import (
     load_checkpoint,
@@ -34,7 +34,7 @@ from nngraph.train.checkpoint import (
     set_rng_state,
 )
 from nngraph.train.distributed import DistInfo, mean_across
-from nngraph.train.logging import MetricsLogger, summary_table
+from nngraph.train.logging import MetricsLogger, json_safe, summary_table
 
 __all__ = ["TrainData", "Trainer", "TrainerSettings"]
 
@@ -51,6 +51,7 @@ class TrainerSettings:
     amp: bool = False  # bfloat16 autocast, on GPUs only
     progress: bool = True
     seed: int = 0  # orders the epochs and seeds evaluation (linear probes)
+    resume_changes: bool = False  # let a resumed run read other data or another batch size
 
 
 @dataclass
@@ -119,6 +120,16 @@ class Trainer:
         self.state = _State()
         self.logger: MetricsLogger | None = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = None
+        if self.dist.is_main:  # one run per directory; then the leftovers of a killed write go
+            self._lock = OutputLock(self.run_dir / ".lock", f"the run directory {self.run_dir}")
+            clean_temp_files(self.run_dir)
+
+    def close(self) -> None:
+        """Release the run directory (also released when the process ends)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ---- checkpoints ------------------------------------------------------------------------
     def resume(self, where: str | Path) -> None:
@@ -154,6 +165,14 @@ class Trainer:
                 f"the checkpoint was written by {len(ckpt['rng'])} process(es); resume it with "
                 f"the same number (this run has {self.dist.world})"
             )
+        saved, now = ckpt.get("data"), self._data_identity()
+        if saved is not None and saved != now and not self.settings.resume_changes:
+            changed = [f"{k}: {saved.get(k)} -> {now[k]}" for k in now if saved.get(k) != now[k]]
+            raise ValueError(
+                f"the checkpoint {ckpt_path} was trained on other data or batches "
+                f"({'; '.join(changed)}); resume with the same settings, or allow it with "
+                "trainer.resume_changes=true"
+            )
         try:
             self.task.load_state_dict(ckpt["model"])
         except RuntimeError as err:
@@ -161,6 +180,13 @@ class Trainer:
                 f"the checkpoint {ckpt_path} does not fit this model config (resume with the "
                 f"model settings it was trained with): {str(err).splitlines()[0]}"
             ) from None
+
+    def _data_identity(self) -> dict[str, Any]:
+        """What a resumed run must read the same: the store's content, the training rows, the
+        batch size."""
+        train = self.data.train
+        return {"store_sha256": train.store.digest(), "train_rows": len(self.data.rows),
+                "batch_size": train.batch_size}  # fmt: skip
 
     def _rank_states(self) -> tuple[list, list]:
         """Every process's RNG and augmentation-generator states (each rank draws its own)."""
@@ -182,6 +208,7 @@ class Trainer:
             "rng": rngs[0],
             "aug_rng": rngs[1],
             "spec": self.data.spec.to_dict(),
+            "data": self._data_identity(),
             "config": self.config,
         }
 
@@ -223,6 +250,13 @@ class Trainer:
         views = [self.augment(batch) for _ in range(self.task.views_per_step)]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
             loss, logs = self.wrapped(*views)
+        if not math.isfinite(logs["loss"]):
+            kept = self.run_dir / "last.pt"
+            raise ValueError(
+                f"the training loss is {logs['loss']} at step {self.state.step + 1}: check the "
+                "data (NaN/Inf inputs) and lower trainer.lr; "
+                + (f"the last good checkpoint is {kept}" if kept.exists() else "nothing was saved")
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.settings.clip_grad:
@@ -268,7 +302,7 @@ class Trainer:
             self.logger = MetricsLogger(self.run_dir, self.config, self.logger_options)
         self.task.train()
         epoch_bar = tqdm(range(s.epochs), desc="epochs", initial=state.epoch, disable=not show)
-        stopped = False
+        stopped = self._should_stop()  # a run resumed after its last step takes no more
         while state.epoch < s.epochs and not stopped:
             stopped = self._run_epoch(show)
             if not stopped:
@@ -300,7 +334,8 @@ class Trainer:
             "train_minutes": state.time / 60,
             "device": str(self.device) + (f" x{self.dist.world}" if self.dist.enabled else ""),
         }
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        text = json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"
+        atomic_write_text(text, self.run_dir / "summary.json")
         if self.logger is None:
             self.logger = MetricsLogger(self.run_dir, self.config, self.logger_options)
         self.logger.finish(summary)

@@ -129,19 +129,22 @@ def write_run_figures(run_dir: str | os.PathLike, method: str = "pca") -> list[P
     metrics = run_dir / "metrics.jsonl"
     if not metrics.is_file():
         raise FileNotFoundError(f"{run_dir} has no metrics.jsonl: is it a train.py run directory?")
-    written = []
-
-    def save(fig: Figure, name: str) -> None:
-        path = run_dir / name
-        fig.savefig(path, dpi=130)
-        plt.close(fig)
-        written.append(path)
-
-    save(curves_figure(metrics), "curves.png")
-    outputs = run_dir / "test_outputs.pt"
-    if outputs.is_file():
+    outputs, out = run_dir / "test_outputs.pt", None
+    if outputs.is_file():  # read and checked before any figure is written
         out = load_torch_file(outputs, what="test outputs")
+        keys = ("pred", "target", "embedding")
+        if not isinstance(out, dict) or any(not isinstance(out.get(k), Tensor) for k in keys):
+            raise ValueError(f"{outputs} is not a run's test outputs (needs tensors {keys})")
+    figures = [("curves.png", curves_figure(metrics))]
+    if out is not None:
         names = out.get("class_names") or None
-        save(confusion_figure(out["target"], out["pred"], names), "confusion.png")
-        save(embedding_figure(out["embedding"], out["target"], method=method), "embeddings.png")
+        figures.append(("confusion.png", confusion_figure(out["target"], out["pred"], names)))
+        figures.append(
+            ("embeddings.png", embedding_figure(out["embedding"], out["target"], method=method))
+        )
+    written = []
+    for name, fig in figures:
+        fig.savefig(run_dir / name, dpi=130)
+        plt.close(fig)
+        written.append(run_dir / name)
     return written
