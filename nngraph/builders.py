@@ -256,4 +256,5 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         amp=bool(tr.amp),
         progress=bool(tr.progress),
         seed=int(cfg.seed),
+        resume_changes=bool(tr.get("resume_changes", False)),
     )

@@ -24,6 +24,7 @@ from nngraph.builders import (
     trainer_settings,
 )
 from nngraph.device import pick_device
+from nngraph.io import atomic_write_text
 from nngraph.tasks import Task
 from nngraph.train.allocator import keep_freed_memory
 from nngraph.train.distributed import DistInfo, setup_distributed, teardown_distributed
@@ -50,9 +51,6 @@ def _run(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistInfo) -
     if device.type == "cpu":
         keep_freed_memory()
     torch.manual_seed(int(cfg.seed))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if dist.is_main:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     show = bool(cfg.trainer.progress) and dist.is_main
     store, store_path = open_store(cfg, is_main=dist.is_main, progress=show)
     data = build_data(cfg, store, store_path, device, dist)
@@ -66,7 +64,9 @@ def _run(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistInfo) -
         task, data, optimizer, scheduler, run_dir, trainer_settings(cfg), augment=augment,
         device=device, dist=dist, config=plain(cfg), logger_options=plain(cfg.logger),
     )  # fmt: skip
-    try:
+    try:  # the trainer holds the run directory's lock from here: nothing was written there before
+        if dist.is_main:
+            atomic_write_text(OmegaConf.to_yaml(cfg, resolve=True), run_dir / "config.yaml")
         if cfg.trainer.resume:
             trainer.resume(cfg.trainer.resume)
         trainer.fit()
