@@ -39,11 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "digits8.pt"
-    spec = ArchSpec.siren(hidden_dim=8)
-    build_store(load_source("digits"), spec, path, steps=150, target_psnr=30.0, progress=False)
-    return path
+def store_path(digits8_path) -> Path:
+    return digits8_path  # tests/conftest.py: all digits as 2-8-8-1 SIRENs
 
 
 @pytest.fixture

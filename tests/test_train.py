@@ -16,8 +16,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from nngraph.data import build_store, load_source
-from nngraph.graph import ArchSpec
 from nngraph.train.logging import read_metrics
 from nngraph.train.run import run
 
@@ -37,12 +35,8 @@ SMALL_RT = [
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory) -> Path:
-    """All 1,797 digits as small INRs (2-8-8-1 SIRENs fitted to 30 dB: about 3 s)."""
-    path = tmp_path_factory.mktemp("data") / "digits8.pt"
-    spec = ArchSpec.siren(hidden_dim=8)
-    build_store(load_source("digits"), spec, path, steps=150, target_psnr=30.0, progress=False)
-    return path
+def store_path(digits8_path) -> Path:
+    return digits8_path  # tests/conftest.py: all digits as 2-8-8-1 SIRENs
 
 
 def overrides(store_path: Path, *extra: str) -> list[str]:

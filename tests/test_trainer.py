@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import nngraph
-from nngraph.data import build_store, load_source
+from nngraph.data import load_store
 from nngraph.data.loader import GraphBatches
 from nngraph.data.normalize import layer_stats
-from nngraph.graph import ArchSpec, to_params
+from nngraph.graph import to_params
 from nngraph.models import MLPHead, build_model
 from nngraph.tasks import EvalData, Evaluation, Task
 from nngraph.train import TrainData, Trainer, TrainerSettings
@@ -62,12 +62,8 @@ class OutputBias(Task):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "digits8.pt"
-    spec = ArchSpec.siren(hidden_dim=8)
-    return build_store(
-        load_source("digits"), spec, path, steps=150, target_psnr=30.0, progress=False
-    )
+def store(digits8_path):
+    return load_store(digits8_path)
 
 
 def _trainer(store, run_dir: Path, **settings: Any) -> Trainer:
