@@ -192,3 +192,13 @@ def test_every_public_function_of_the_library_is_typed() -> None:
             if missing:
                 untyped.append(f"{path.relative_to(ROOT)}:{fn.lineno} {fn.name} {missing}")
     assert not untyped, f"public functions without type hints: {untyped}"
+
+
+def test_a_task_is_found_by_config_name_or_dotted_path() -> None:
+    from nngraph.tasks import TASKS, task_class
+
+    assert task_class("classification") is TASKS["classification"]
+    assert task_class("tests.test_trainer.OutputBias") is OutputBias
+    for bad in ("regresion", "tests.test_trainer.nothing", "torch.nn.Linear"):
+        with pytest.raises(ValueError, match="unknown task.*classification, simclr"):
+            task_class(bad)
