@@ -5,11 +5,14 @@ rerun skips what is done), then a mean ± std markdown table."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_dir
 
 import nngraph
@@ -26,11 +29,13 @@ BUDGET = {
         "model.kwargs.mode=sparse",
         "model.kwargs.n_layers=2",
         "model.kwargs.d_node=32",
-        "model.kwargs.d_edge=16",
-        "model.kwargs.d_attn=32",
+        # narrow pair states (8) and attention (16, 2 heads): the pairs along 64 SIRENs' weights
+        # are 41k rows, and their tensors set the step time (72 ms against 111 ms at 16/32/4)
+        "model.kwargs.d_edge=8",
+        "model.kwargs.d_attn=16",
         "model.kwargs.d_node_hidden=64",
-        "model.kwargs.d_edge_hidden=32",
-        "model.kwargs.heads=4",
+        "model.kwargs.d_edge_hidden=16",
+        "model.kwargs.heads=2",
         "model.kwargs.fourier_dim=0",
         "model.kwargs.probe_points=0",
         # the mean over all neurons: with 2 sparse layers the output neuron (cat pooling) never
@@ -84,28 +89,71 @@ def load_done(out: Path) -> dict[str, dict]:
     return done
 
 
-def run_grid(cells: list[tuple[dict, list[str]]], out: Path, run_missing: bool = True) -> list:
-    """Run every ``(cell, overrides)`` not yet in ``out`` (unless ``run_missing`` is false);
-    return the results of the cells that are done."""
+def _one_thread() -> None:
+    """Worker initialiser: one torch thread per process (``jobs`` processes share the cores)."""
+    from nngraph.train.allocator import keep_freed_memory
+
+    torch.set_num_threads(1)
+    keep_freed_memory()
+
+
+def _timed_cell(overrides: list[str]) -> tuple[dict, list[dict], float]:
+    start = time.perf_counter()
+    summary, curve = run_cell(overrides)
+    return summary, curve, time.perf_counter() - start
+
+
+def run_grid(
+    cells: list[tuple[dict, list[str]]], out: Path, run_missing: bool = True, jobs: int = 1
+) -> list:
+    """Run every ``(cell, overrides)`` not yet in ``out`` (unless ``run_missing`` is false), in
+    ``jobs`` worker processes of one thread each when ``jobs > 1``; each result is appended to
+    ``out`` as it finishes. Returns the results of the cells that are done, in ``cells`` order."""
     done = load_done(out)
-    keys = []
-    for i, (cell, overrides) in enumerate(cells):
-        key = json.dumps({**cell, "overrides": overrides}, sort_keys=True)
-        keys.append(key)
-        if key in done or not run_missing:
-            continue
-        start = time.perf_counter()
-        summary, curve = run_cell(overrides)
-        result = {"key": key, **cell, "test_acc": summary["test_acc"],
+    keys = [json.dumps({**cell, "overrides": o}, sort_keys=True) for cell, o in cells]
+    todo = [i for i, k in enumerate(keys) if k not in done] if run_missing else []
+
+    def record(i: int, summary: dict, curve: list, seconds: float) -> None:
+        cell = cells[i][0]
+        result = {"key": keys[i], **cell, "test_acc": summary["test_acc"],
                   "best_step": summary["best_step"], "steps": summary["steps"],
-                  "seconds": time.perf_counter() - start, "curve": curve}  # fmt: skip
+                  "seconds": seconds, "curve": curve}  # fmt: skip
         with out.open("a") as f:
             f.write(json.dumps(result) + "\n")
-        done[key] = result
-        print(f"[{i + 1}/{len(cells)}] {cell} test_acc={summary['test_acc']:.3f} best step "
-              f"{summary['best_step']}/{summary['steps']} ({result['seconds']:.0f} s)",
-              flush=True)  # fmt: skip
+        done[keys[i]] = result
+        best = f"{summary['best_step']}/{summary['steps']}"
+        finished = sum(k in done for k in keys)
+        print(f"[{finished}/{len(cells)}] {cell} test_acc={summary['test_acc']:.3f} best step "
+              f"{best} ({seconds:.0f} s)", flush=True)  # fmt: skip
+
+    if jobs <= 1:
+        for i in todo:
+            record(i, *_timed_cell(cells[i][1]))
+    elif todo:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_one_thread) as pool:
+            futures = {pool.submit(_timed_cell, cells[i][1]): i for i in todo}
+            for future in as_completed(futures):
+                record(futures[future], *future.result())
     return [done[k] for k in keys if k in done]
+
+
+def search_runs(
+    models: list[str],
+    base: list[str],
+    steps: int,
+    eval_every: int,
+    full: bool,
+    out: Path,
+    jobs: int = 1,
+) -> list[dict]:
+    """One no-augmentation run per model (1 view, seed 0) for ``steps`` steps, the curve a table
+    reads its budget from; cached in ``out`` like every cell, run in parallel with ``jobs``."""
+    cells = []
+    for m in models:
+        cell = {"search": True, "model": m, "aug": "none", "views": 1, "seed": 0}
+        cells.append((cell, cell_overrides(cell, base, steps, eval_every, full)))
+    return run_grid(cells, out, jobs=jobs)
 
 
 def mean_std(values: list[float]) -> str:

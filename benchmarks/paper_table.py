@@ -23,36 +23,28 @@ Run: ``python -m benchmarks.paper_table``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from benchmarks._table import cell_overrides, load_done, run_cell, run_grid, table
+from benchmarks._table import cell_overrides, run_grid, search_runs, table
 from benchmarks._timing import machine
 
 AUGS = ["none", "siren_neg", "gaussian_noise", "translate", "mixup", "mixup_perm", "mixup_align"]
 
 
-def overfitting_point(model: str, args: argparse.Namespace, base: list[str]) -> dict:
-    """The no-augmentation run that locates ``S`` (cached in the results file)."""
-    cell = {"search": True, "model": model, "aug": "none", "views": 1, "seed": 0}
-    overrides = cell_overrides(cell, base, args.search_steps, args.eval_every, args.full)
-    key = json.dumps({**cell, "overrides": overrides}, sort_keys=True)
-    done = load_done(args.out_dir / "paper_table.jsonl")
-    if key not in done:
-        start = time.perf_counter()
-        _, curve = run_cell(overrides)
-        best = min(curve, key=lambda r: r["val_loss"])
-        done[key] = {"key": key, **cell, "curve": curve, "S": best["step"],
-                     "seconds": time.perf_counter() - start}  # fmt: skip
-        with (args.out_dir / "paper_table.jsonl").open("a") as f:
-            f.write(json.dumps(done[key]) + "\n")
-    r = done[key]
-    lowest = min(x["val_loss"] for x in r["curve"])
-    print(f"{model}: validation loss bottoms out at step {r['S']} ({lowest:.3f}), "
-          f"{r['curve'][-1]['val_loss']:.3f} at the end", flush=True)  # fmt: skip
-    return r
+def overfitting_points(args: argparse.Namespace, base: list[str]) -> dict[str, int]:
+    """Each model's ``S``: where validation loss of its no-augmentation search run bottoms out."""
+    runs = search_runs(args.models, base, args.search_steps, args.eval_every, args.full,
+                       args.out_dir / "paper_table.jsonl", args.jobs)  # fmt: skip
+    points = {}
+    for r in runs:
+        best = min(r["curve"], key=lambda x: x["val_loss"])
+        points[r["model"]] = best["step"]
+        print(f"{r['model']}: validation loss bottoms out at step {best['step']} "
+              f"({best['val_loss']:.3f}), {r['curve'][-1]['val_loss']:.3f} at the end "
+              f"({r['seconds']:.0f} s)", flush=True)  # fmt: skip
+    return points
 
 
 def _one_per_step(curve: list[dict]) -> list[dict]:
@@ -82,6 +74,7 @@ def main() -> None:
     ap.add_argument("--search-steps", type=int, default=1500, help="no-aug run that finds S")
     ap.add_argument("--factor", type=float, default=3.0, help="1-view budget: factor x S steps")
     ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
     ap.add_argument("--full", action="store_true", help="configured model sizes and trainer")
     ap.add_argument("--trainer", default="default")
     ap.add_argument("--out-dir", type=Path, default=Path("results"))
@@ -95,7 +88,7 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     base = [f"trainer={args.trainer}", f"data_dir={args.data_dir}"]
     start = time.perf_counter()
-    points = {m: overfitting_point(m, args, base)["S"] for m in args.models}
+    points = overfitting_points(args, base)
     cells = []  # one view first, then more views, "none" first: what the claims need comes first
     for v in sorted(args.views):
         for a in sorted(args.augs, key=lambda a: a != "none"):
@@ -105,7 +98,7 @@ def main() -> None:
                     cell = {"model": m, "aug": a, "views": v, "seed": s}
                     cells.append((cell, cell_overrides(cell, base, steps, args.eval_every,
                                                        args.full)))  # fmt: skip
-    results = run_grid(cells, args.out_dir / "paper_table.jsonl", run_missing=not args.report_only)
+    results = run_grid(cells, args.out_dir / "paper_table.jsonl", not args.report_only, args.jobs)
     minutes = (time.perf_counter() - start) / 60
     cols = [(m, v) for m in args.models for v in args.views]
     names = [f"{m} ({v} view{'s' if v > 1 else ''})" for m, v in cols]

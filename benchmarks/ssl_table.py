@@ -19,34 +19,28 @@ Run: ``python -m benchmarks.ssl_table``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from benchmarks._table import cell_overrides, load_done, run_cell, run_grid, table
+from benchmarks._table import cell_overrides, run_grid, search_runs, table
 from benchmarks._timing import machine
 
 AUGS = ["none", "siren_neg", "translate,gaussian_noise,siren_neg", "mixup_align", "reference"]
 
 
-def plateau_point(model: str, args: argparse.Namespace, base: list[str]) -> int:
-    """The step where the no-augmentation probe peaks (the search run is cached)."""
-    cell = {"search": True, "model": model, "aug": "none", "views": 1, "seed": 0}
-    overrides = cell_overrides(cell, base, args.search_steps, args.eval_every, args.full)
-    key = json.dumps({**cell, "overrides": overrides}, sort_keys=True)
-    out = args.out_dir / "ssl_table.jsonl"
-    done = load_done(out)
-    if key not in done:
-        _, curve = run_cell(overrides)
-        best = max(curve, key=lambda r: r["val_acc"])
-        done[key] = {"key": key, **cell, "curve": curve, "S": best["step"]}
-        with out.open("a") as f:
-            f.write(json.dumps(done[key]) + "\n")
-    r = done[key]
-    accs = ", ".join(f"{x['step']}: {100 * x['val_acc']:.1f}" for x in r["curve"])
-    print(f"{model}: probe accuracy peaks at step {r['S']} (validation by step: {accs})")
-    return int(r["S"])
+def plateau_points(args: argparse.Namespace, base: list[str]) -> dict[str, int]:
+    """Each model's ``S``: the step where its no-augmentation validation probe peaks."""
+    runs = search_runs(args.models, base, args.search_steps, args.eval_every, args.full,
+                       args.out_dir / "ssl_table.jsonl", args.jobs)  # fmt: skip
+    points = {}
+    for r in runs:
+        best = max(r["curve"], key=lambda x: x["val_acc"])
+        points[r["model"]] = int(best["step"])
+        accs = ", ".join(f"{x['step']}: {100 * x['val_acc']:.1f}" for x in r["curve"])
+        print(f"{r['model']}: probe accuracy peaks at step {best['step']} (validation by step: "
+              f"{accs})", flush=True)  # fmt: skip
+    return points
 
 
 def main() -> None:
@@ -58,6 +52,7 @@ def main() -> None:
     ap.add_argument("--factor", type=float, default=2.0, help="budget: factor x S steps")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--full", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
     ap.add_argument("--out-dir", type=Path, default=Path("results"))
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--report-only", action="store_true")
@@ -66,7 +61,7 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     base = ["task=simclr", f"data_dir={args.data_dir}"]
-    points = {m: plateau_point(m, args, base) for m in args.models}
+    points = plateau_points(args, base)
     cells = []
     for a in args.augs:
         for m in args.models:
@@ -74,7 +69,7 @@ def main() -> None:
             for s in args.seeds:
                 cell = {"model": m, "aug": a, "views": 1, "seed": s}
                 cells.append((cell, cell_overrides(cell, base, steps, args.eval_every, args.full)))
-    results = run_grid(cells, args.out_dir / "ssl_table.jsonl", run_missing=not args.report_only)
+    results = run_grid(cells, args.out_dir / "ssl_table.jsonl", not args.report_only, args.jobs)
     cols = [(m, 1) for m in args.models]
     text = table(results, args.augs, cols, [f"{m} (SimCLR)" for m in args.models], len(args.seeds))
     where = ", ".join(f"{m}: S = {points[m]}" for m in args.models)

@@ -117,15 +117,17 @@ class RTLayer(nn.Module):
         m, p = h.shape[0], e.shape[0]
         hd, dh = self.heads, self.d_head
         qn, kn, vn = self.qkv_node(h).view(m, 3, hd, dh).unbind(1)
-        qe, ke, vs = self.qks_edge(e).view(p, 3, hd, dh).unbind(1)
+        # with few pairs per node the value shift ``W e_ij`` is cheaper per pair, in the same
+        # matrix product as the pair's query, key and value scale, than aggregated first
+        w_shift = self.v_edge.permute(0, 2, 1).reshape(hd * dh, -1)
+        pair = F.linear(e, torch.cat([self.qks_edge.weight, w_shift]))
+        qe, ke, vs, ve = pair.view(p, 4, hd, dh).unbind(1)
         q = qn.index_select(0, query) + qe
         k = kn.index_select(0, key) + ke
         scores = (q * k).sum(-1) / math.sqrt(dh)  # [P, H]
         alpha = softmax(scores, query, num_nodes=m)
-        msg = alpha.unsqueeze(-1) * (vn.index_select(0, key) * vs)
-        attn = scatter(msg, query, dim=0, dim_size=m, reduce="sum")
-        shift = scatter(alpha.unsqueeze(-1) * e.unsqueeze(1), query, dim=0, dim_size=m)
-        attn = attn + torch.einsum("mhc,hcd->mhd", shift, self.v_edge)
+        values = torch.addcmul(ve, vn.index_select(0, key), vs)
+        attn = scatter(alpha.unsqueeze(-1) * values, query, dim=0, dim_size=m, reduce="sum")
         h = self._nodes(h, attn.reshape(m, hd * dh))
         if self.update_edges:
             hs, ht = self.edge_src(h), self.edge_dst(h)
