@@ -8,10 +8,10 @@
    paper's view protocol for ten views (a third of the one-view epochs, as its 300/100: ten times
    the data, so 10/3 as many steps), evaluated every ``--eval-every`` steps; the checkpoint best
    on validation accuracy is tested (early stopping).
-3. Writes ``table1.md`` (mean ± std over seeds, each model's ``S``, wall clock) and the
-   Figure-1-style plot ``figure1.png`` (train and validation loss, none vs aligned MixUp) into
-   ``--out-dir``; raw results with every run's curve go to ``--out-dir/paper_table.jsonl`` (a
-   rerun skips finished cells).
+3. Writes ``table1.md`` (mean ± std over seeds, each model's ``S``, wall clock) and one
+   Figure-1-style plot per model, ``figure1_<model>.png`` (train and validation loss, none vs
+   aligned MixUp), into ``--out-dir``; raw results with every run's curve go to
+   ``--out-dir/paper_table.jsonl`` (a rerun skips finished cells).
 
 CPU budget by default (small models, raw weights only; ``benchmarks/_table.py``); ``--full`` uses
 the configured sizes (a GPU job, with ``--trainer paper``).
@@ -109,7 +109,8 @@ def main() -> None:
               f"{minutes:.1f} min this run\n\n{text}\n")  # fmt: skip
     print("\n" + report)
     (args.out_dir / "table1.md").write_text(report)
-    figure1(results, args.models[0], args.out_dir / "figure1.png")
+    for m in args.models:
+        figure1(results, m, args.out_dir / f"figure1_{m}.png")
 
     def mean(aug: str) -> float:
         accs = [r["test_acc"] for r in results if r["aug"] == aug and r["views"] == min(args.views)]

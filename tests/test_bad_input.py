@@ -85,6 +85,21 @@ def test_a_store_with_nan_or_inf_is_refused_at_save(store, tmp_path: Path) -> No
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_finished_store_opens_while_another_process_holds_its_lock(tmp_path: Path) -> None:
+    """Runs that share a cached store start at once: only fitting takes the store's lock."""
+    source, spec, out = (
+        load_source("digits").subset(3),
+        ArchSpec.siren(hidden_dim=8),
+        tmp_path / "s.pt",
+    )
+    first = build_store(source, spec, out, steps=5, progress=False)
+    with OutputLock(tmp_path / ".s.pt.lock", "x"):
+        again = build_store(source, spec, out, steps=5, progress=False)
+        assert torch.equal(again.params, first.params)
+        with pytest.raises(ValueError, match="made with other settings"):
+            build_store(source, spec, out, steps=6, progress=False)
+
+
 def test_nan_written_after_the_check_stops_training_before_it_starts(store_path, tmp_path):
     payload = torch.load(store_path, weights_only=True)
     payload["params"] = payload["params"].clone()

@@ -87,8 +87,23 @@ def build_store(
     fit_options = {"steps": steps, "lr": lr, "target_psnr": target_psnr, "batch_size": batch_size,
                    "seed": seed, "device": device, "init": init}  # fmt: skip
     parts = out.with_name(out.name + ".parts")
+    if out.exists() and not overwrite and not parts.exists():
+        # a finished store (written atomically) is only read: runs sharing it start at once
+        return _open_cached(out, settings)
     with OutputLock(out.with_name(f".{out.name}.lock"), f"the store {out}"):
         return _build_or_open(source, spec, out, parts, settings, fit_options, overwrite, progress)
+
+
+def _open_cached(out: Path, settings: dict) -> INRStore:
+    """The store at ``out``, refused unless it was made with ``settings``."""
+    store = load_store(out)
+    made_with = store.meta.get("fit")
+    if made_with != settings:
+        raise ValueError(
+            f"{out} exists but was made with other settings ({_diff(made_with, settings)}); "
+            "set fit.overwrite=true to refit it, or choose another fit.out"
+        )
+    return store
 
 
 def _build_or_open(
@@ -98,13 +113,7 @@ def _build_or_open(
     """The store at ``out`` when made with ``settings``, else fitted chunk by chunk (resumable)."""
     views, chunk_size = settings["views"], settings["chunk_size"]
     if out.exists() and not overwrite:
-        store = load_store(out)
-        made_with = store.meta.get("fit")
-        if made_with != settings:
-            raise ValueError(
-                f"{out} exists but was made with other settings ({_diff(made_with, settings)}); "
-                "set fit.overwrite=true to refit it, or choose another fit.out"
-            )
+        store = _open_cached(out, settings)
         if parts.exists():  # a run that died between writing the store and cleaning up
             shutil.rmtree(parts)
         return store
