@@ -65,6 +65,30 @@ def figure1(results: list[dict], model: str, path: Path) -> None:
         fig.savefig(path, dpi=120)
 
 
+def cost(results: list[dict], cells: list[tuple[dict, list[str]]], jobs: int) -> str:
+    """What the protocol costs: worker time of the finished cells, and the missing cells' time
+    projected from the measured seconds per step of finished cells of the same model."""
+    per_step = {}
+    for m in {c["model"] for c, _ in cells}:
+        done = [r for r in results if r["model"] == m]
+        if done:
+            per_step[m] = sum(r["seconds"] for r in done) / sum(r["steps"] for r in done)
+    done_keys = {(r["model"], r["aug"], r["views"], r["seed"]) for r in results}
+    missing = [(c, o) for c, o in cells if (c["model"], c["aug"], c["views"], c["seed"])
+               not in done_keys]  # fmt: skip
+    spent = sum(r["seconds"] for r in results)
+    ahead = sum(per_step.get(c["model"], float("nan")) * _steps(o) for c, o in missing)
+    speeds = ", ".join(f"{m} {1e3 * v:.0f} ms/step" for m, v in sorted(per_step.items()))
+    return (f"{len(results)}/{len(cells)} cells done, {spent / 3600:.2f} worker-hours ({speeds}, "
+            f"measured in the cells); the {len(missing)} missing cells: about "
+            f"{ahead / 3600:.2f} worker-hours more; the whole grid about "
+            f"{(spent + ahead) / 3600 / jobs:.2f} h with {jobs} worker(s)")  # fmt: skip
+
+
+def _steps(overrides: list[str]) -> int:
+    return next(int(o.split("=")[1]) for o in overrides if o.startswith("trainer.max_steps="))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["dws", "relational_transformer"])
@@ -99,14 +123,15 @@ def main() -> None:
                     cells.append((cell, cell_overrides(cell, base, steps, args.eval_every,
                                                        args.full)))  # fmt: skip
     results = run_grid(cells, args.out_dir / "paper_table.jsonl", not args.report_only, args.jobs)
-    minutes = (time.perf_counter() - start) / 60
+    minutes = (time.perf_counter() - start) / 60  # this invocation; cost() adds up every cell
     cols = [(m, v) for m in args.models for v in args.views]
     names = [f"{m} ({v} view{'s' if v > 1 else ''})" for m, v in cols]
     text = table(results, args.augs, cols, names, len(args.seeds))
     budgets = ", ".join(f"{m}: S = {points[m]} steps" for m in args.models)
     report = (f"test accuracy (%), mean ± std over seeds {args.seeds}; overfitting points "
               f"{budgets}; 1 view trains {args.factor:g} x S steps, 10 views 10/3 as many; "
-              f"{minutes:.1f} min this run\n\n{text}\n")  # fmt: skip
+              f"{minutes:.1f} min this run\n\n{cost(results, cells, args.jobs)}\n\n"
+              f"{text}\n")  # fmt: skip
     print("\n" + report)
     (args.out_dir / "table1.md").write_text(report)
     for m in args.models:
