@@ -146,14 +146,21 @@ def search_runs(
     full: bool,
     out: Path,
     jobs: int = 1,
+    run_missing: bool = True,
 ) -> list[dict]:
     """One no-augmentation run per model (1 view, seed 0) for ``steps`` steps, the curve a table
-    reads its budget from; cached in ``out`` like every cell, run in parallel with ``jobs``."""
+    reads its budget from; cached in ``out`` like every cell, run in parallel with ``jobs``.
+    With ``run_missing`` false nothing is trained: a model without its run is an error."""
     cells = []
     for m in models:
         cell = {"search": True, "model": m, "aug": "none", "views": 1, "seed": 0}
         cells.append((cell, cell_overrides(cell, base, steps, eval_every, full)))
-    return run_grid(cells, out, jobs=jobs)
+    runs = run_grid(cells, out, run_missing, jobs)
+    missing = sorted({c["model"] for c, _ in cells} - {r["model"] for r in runs})
+    if missing:
+        raise SystemExit(f"no search run for {', '.join(missing)} in {out}: run without "
+                         "--report-only first (or check --out-dir and the settings)")  # fmt: skip
+    return runs
 
 
 def mean_std(values: list[float]) -> str:

@@ -36,7 +36,8 @@ AUGS = ["none", "siren_neg", "gaussian_noise", "translate", "mixup", "mixup_perm
 def overfitting_points(args: argparse.Namespace, base: list[str]) -> dict[str, int]:
     """Each model's ``S``: where validation loss of its no-augmentation search run bottoms out."""
     runs = search_runs(args.models, base, args.search_steps, args.eval_every, args.full,
-                       args.out_dir / "paper_table.jsonl", args.jobs)  # fmt: skip
+                       args.out_dir / "paper_table.jsonl", args.jobs,
+                       not args.report_only)  # fmt: skip
     points = {}
     for r in runs:
         best = min(r["curve"], key=lambda x: x["val_loss"])

@@ -32,7 +32,8 @@ AUGS = ["none", "siren_neg", "translate,gaussian_noise,siren_neg", "mixup_align"
 def plateau_points(args: argparse.Namespace, base: list[str]) -> dict[str, int]:
     """Each model's ``S``: the step where its no-augmentation validation probe peaks."""
     runs = search_runs(args.models, base, args.search_steps, args.eval_every, args.full,
-                       args.out_dir / "ssl_table.jsonl", args.jobs)  # fmt: skip
+                       args.out_dir / "ssl_table.jsonl", args.jobs,
+                       not args.report_only)  # fmt: skip
     points = {}
     for r in runs:
         best = max(r["curve"], key=lambda x: x["val_acc"])
