@@ -277,3 +277,22 @@ def test_dws_block_norm_keeps_invariance_in_training_mode():
     torch.testing.assert_close(again, out, rtol=1e-4, atol=1e-5)
     plain = make("dws", spec, norm=False)
     assert len(plain.norms) == 0
+
+
+@pytest.mark.parametrize("shape", [(37, 8), (3, 5, 8)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_tall_linear_has_nn_linears_value_and_gradients(shape: tuple, bias: bool) -> None:
+    from nngraph.models.tall_linear import TallLinear
+
+    torch.manual_seed(0)
+    tall, ref = TallLinear(8, 12, bias=bias).double(), torch.nn.Linear(8, 12, bias=bias).double()
+    ref.load_state_dict(tall.state_dict())
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    g = torch.randn(*shape[:-1], 12, dtype=torch.float64)
+    tall(x).backward(g)
+    ref(x_ref).backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    for p, q in zip(tall.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad)
+    assert torch.autograd.gradcheck(tall, (x.detach().requires_grad_(),))

@@ -25,6 +25,7 @@ from nngraph.graph.spec import ArchSpec
 from nngraph.models.base import Embeddings, WeightSpaceModel
 from nngraph.models.encoders import ProbeFeatures, ScalarEncoder, num_positions, position_ids
 from nngraph.models.pooling import pool, pooled_dim
+from nngraph.models.tall_linear import TallLinear, tall_linear
 
 __all__ = ["RTLayer", "RelationalTransformer"]
 
@@ -51,7 +52,7 @@ class RTLayer(nn.Module):
             raise ValueError(f"d_attn={d_attn} must be a multiple of heads={heads}")
         self.heads, self.d_head = heads, d_attn // heads
         self.qkv_node = nn.Linear(d_node, 3 * d_attn, bias=False)
-        self.qks_edge = nn.Linear(d_edge, 3 * d_attn, bias=False)  # q, k, value scale
+        self.qks_edge = TallLinear(d_edge, 3 * d_attn, bias=False)  # q, k, value scale
         # the value shift ``W e_ij`` enters linearly, so it is applied after aggregating
         # ``sum_j alpha_ij e_ij``: the same function without a d_attn-wide tensor per pair
         self.v_edge = nn.Parameter(torch.empty(heads, d_edge, self.d_head))
@@ -64,13 +65,13 @@ class RTLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.update_edges = update_edges
         if update_edges:
-            self.edge_in = nn.Linear(d_edge, d_edge_hidden)  # e_ij
-            self.edge_rev = nn.Linear(d_edge, d_edge_hidden, bias=False)  # e_ji
+            self.edge_in = TallLinear(d_edge, d_edge_hidden)  # e_ij
+            self.edge_rev = TallLinear(d_edge, d_edge_hidden, bias=False)  # e_ji
             self.edge_src = nn.Linear(d_node, d_edge_hidden, bias=False)
             self.edge_dst = nn.Linear(d_node, d_edge_hidden, bias=False)
-            self.edge_out = nn.Linear(d_edge_hidden, d_edge)
+            self.edge_out = TallLinear(d_edge_hidden, d_edge)
             self.edge_mlp = nn.Sequential(
-                nn.Linear(d_edge, d_edge_hidden), nn.GELU(), nn.Linear(d_edge_hidden, d_edge)
+                TallLinear(d_edge, d_edge_hidden), nn.GELU(), TallLinear(d_edge_hidden, d_edge)
             )
             self.edge_norm0, self.edge_norm1 = nn.LayerNorm(d_edge), nn.LayerNorm(d_edge)
 
@@ -120,7 +121,7 @@ class RTLayer(nn.Module):
         # with few pairs per node the value shift ``W e_ij`` is cheaper per pair, in the same
         # matrix product as the pair's query, key and value scale, than aggregated first
         w_shift = self.v_edge.permute(0, 2, 1).reshape(hd * dh, -1)
-        pair = F.linear(e, torch.cat([self.qks_edge.weight, w_shift]))
+        pair = tall_linear(e, torch.cat([self.qks_edge.weight, w_shift]))
         qe, ke, vs, ve = pair.view(p, 4, hd, dh).unbind(1)
         q = qn.index_select(0, query) + qe
         k = kn.index_select(0, key) + ke
