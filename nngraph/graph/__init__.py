@@ -1,5 +1,6 @@
 """The neural graph: a network as a PyG graph (neurons: nodes, weights: edges, biases: x)."""
 
+from nngraph.graph import cnn as _cnn  # noqa: F401  (registers the "cnn" family)
 from nngraph.graph import mlp as _mlp  # noqa: F401  (registers the "mlp" family)
 from nngraph.graph.convert import (
     from_module,

@@ -191,7 +191,11 @@ def to_params(g: Graph) -> Tensor:
             f"{(b * e, t.edge_dim)})"
         )
     params = g.edge_attr.new_empty(b, t.num_params)
-    params[:, t.edge_param_idx.view(-1)] = g.edge_attr.reshape(b, e * t.edge_dim)
+    edges = g.edge_attr.reshape(b, e * t.edge_dim)
+    if t.edge_param_flat is None:
+        params[:, t.edge_param_idx.view(-1)] = edges
+    else:  # some edge features are padding (no parameter behind them)
+        params[:, t.edge_param_flat] = edges[:, t.edge_param_pos]
     params[:, t.node_param_flat] = g.x.reshape(b, n * t.node_dim)[:, t.node_param_pos]
     return params if isinstance(g, Batch) else params[0]
 

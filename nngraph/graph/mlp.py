@@ -13,6 +13,7 @@ import re
 import torch
 from torch import Tensor, nn
 
+from nngraph.graph.activations import ACTIVATIONS
 from nngraph.graph.spec import (
     ROLE_HIDDEN,
     ROLE_INPUT,
@@ -23,9 +24,9 @@ from nngraph.graph.spec import (
     register_family,
 )
 
-__all__ = ["MLPFamily"]
+__all__ = ["ACTIVATION_MODULES", "MLPFamily", "activation_module", "check_default_activation"]
 
-_ACTIVATION_MODULES: dict[type[nn.Module], str] = {
+ACTIVATION_MODULES: dict[type[nn.Module], str] = {
     nn.ReLU: "relu",
     nn.Tanh: "tanh",
     nn.Sigmoid: "sigmoid",
@@ -37,12 +38,35 @@ _ACTIVATION_MODULES: dict[type[nn.Module], str] = {
 _TRAILING_INT = re.compile(r"^(.*?)(\d+)$")
 
 
+def activation_module(name: str) -> nn.Module:
+    """The parameter-free ``nn.Module`` of a named activation (not ``sine``: SIRENs are built by
+    ``nngraph.inr.siren``)."""
+    for cls, known in ACTIVATION_MODULES.items():
+        if known == name:
+            return cls()
+    known = sorted(set(ACTIVATIONS) - {"sine"})
+    raise ValueError(f"activation {name!r} has no nn.Module here; choose from {known}")
+
+
+def _check_mlp(spec: ArchSpec) -> None:
+    if spec.layer_kinds and set(spec.layer_kinds) != {"linear"}:
+        raise ValueError(
+            f"{spec} has convolutions; family 'mlp' is dense layers only (use ArchSpec.cnn)"
+        )
+    if len(spec.activation_names) > 1:
+        raise ValueError(
+            f"family 'mlp' applies one activation everywhere; {spec} names several "
+            f"({sorted(spec.activation_names)})"
+        )
+
+
 class MLPFamily:
     """Dense MLPs of any activation; registered under the name ``"mlp"``."""
 
     name = "mlp"
 
     def param_shapes(self, spec: ArchSpec) -> list[tuple[str, tuple[int, ...]]]:
+        _check_mlp(spec)
         shapes: list[tuple[str, tuple[int, ...]]] = []
         for layer, (n_in, n_out) in enumerate(zip(spec.layer_sizes[:-1], spec.layer_sizes[1:])):
             shapes.append((f"seq.{layer}.weight", (n_out, n_in)))
@@ -50,6 +74,7 @@ class MLPFamily:
         return shapes
 
     def templates(self, spec: ArchSpec) -> GraphTemplates:
+        _check_mlp(spec)
         sizes = spec.layer_sizes
         starts = [0]
         for s in sizes:
@@ -114,6 +139,11 @@ class MLPFamily:
             w = state_dict[w_key]
             if not isinstance(w, Tensor):
                 raise ValueError(f"{w_key} must be a tensor, got {type(w).__name__}")
+            if w.dim() == 4:
+                raise ValueError(
+                    f"{w_key} has shape {tuple(w.shape)}, a 2-D convolution: a CNN's stride, "
+                    "padding and pooling are not in its state dict; pass spec=ArchSpec.cnn(...)"
+                )
             if w.dim() != 2:
                 raise ValueError(f"{w_key} must be a 2-D weight matrix, got shape {tuple(w.shape)}")
             if idx == 0:
@@ -190,17 +220,17 @@ class MLPFamily:
                     sizes.append(child.in_features)
                 sizes.append(child.out_features)
                 expect_linear = False
-            elif type(child) in _ACTIVATION_MODULES:
-                _check_default_activation(name, child)
+            elif type(child) in ACTIVATION_MODULES:
+                check_default_activation(name, child)
                 if expect_linear:
                     raise ValueError(
                         f"layer {name} ({kind}) must follow a Linear layer; activations between "
                         "Linear layers are the only ones an MLP graph can represent"
                     )
-                activations.add(_ACTIVATION_MODULES[type(child)])
+                activations.add(ACTIVATION_MODULES[type(child)])
                 expect_linear = True
             else:
-                supported = ", ".join(sorted(c.__name__ for c in _ACTIVATION_MODULES))
+                supported = ", ".join(sorted(c.__name__ for c in ACTIVATION_MODULES))
                 raise ValueError(
                     f"layer {name} ({kind}) is not supported in an MLP: expected nn.Linear or "
                     f"an activation ({supported})"
@@ -223,7 +253,7 @@ class MLPFamily:
         return Siren(spec=spec) if spec.is_siren else MLP(spec)
 
 
-def _check_default_activation(name: str, child: nn.Module) -> None:
+def check_default_activation(name: str, child: nn.Module) -> None:
     """Only the parameter-free defaults are representable by an activation name."""
     if isinstance(child, nn.GELU) and child.approximate != "none":
         raise ValueError(

@@ -46,7 +46,14 @@ class ArchSpec:
     ``(2, 32, 32, 1)``. ``w0`` is the SIREN frequency (``sin(w0 * (W x + b))``), used only when
     ``activation == "sine"``. ``out_offset`` is added to the network output (DWSNets' INRs add 0.5).
     ``family`` names the parameter layout registered with :func:`register_family` ("mlp": dense
-    layers; SIRENs are ``family="mlp", activation="sine"``).
+    layers; SIRENs are ``family="mlp", activation="sine"``; "cnn": 2-D convolutions, a global
+    pooling, then dense layers).
+
+    Per weight layer, for families with more than dense layers: ``layer_kinds`` ("conv2d" or
+    "linear"), ``kernel_sizes``, ``strides`` and ``paddings`` (empty: all linear, 1, 1, 0), and
+    ``activations`` after every layer but the last (empty: ``activation`` everywhere).
+    ``global_pool`` ("avg" or "max") turns the last convolution's channels into the first dense
+    layer's inputs.
     """
 
     layer_sizes: tuple[int, ...]
@@ -54,6 +61,12 @@ class ArchSpec:
     w0: float = 30.0
     out_offset: float = 0.0
     family: str = "mlp"
+    layer_kinds: tuple[str, ...] = ()
+    kernel_sizes: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    paddings: tuple[int, ...] = ()
+    activations: tuple[str, ...] = ()
+    global_pool: str = "avg"
 
     def __post_init__(self) -> None:
         sizes = tuple(self.layer_sizes)
@@ -94,6 +107,7 @@ class ArchSpec:
         object.__setattr__(self, "layer_sizes", sizes)
         object.__setattr__(self, "w0", w0)
         object.__setattr__(self, "out_offset", offset)
+        _check_layer_fields(self)
 
     # ---- constructors -------------------------------------------------------------------------
     @classmethod
@@ -118,6 +132,40 @@ class ArchSpec:
         """A plain MLP (ReLU by default) with the given neurons per layer."""
         return cls(tuple(layer_sizes), activation=activation)
 
+    @classmethod
+    def cnn(
+        cls,
+        channels: tuple[int, ...] | list[int],
+        head: tuple[int, ...] | list[int],
+        kernel_size: int = 3,
+        *,
+        stride: int = 1,
+        padding: int | None = None,
+        activation: str = "relu",
+        global_pool: str = "avg",
+    ) -> ArchSpec:
+        """A CNN: ``channels`` (input channels first) joined by ``kernel_size`` convolutions, a
+        global pooling, then dense layers of ``head`` sizes (the last is the output). ``padding``
+        defaults to ``kernel_size // 2`` (same size at stride 1)."""
+        channels, head = tuple(channels), tuple(head)
+        n_conv, n_lin = len(channels) - 1, len(head)
+        if n_conv < 1 or n_lin < 1:
+            raise ValueError(
+                f"a CNN needs at least one convolution and one dense layer: channels={channels}, "
+                f"head={head}"
+            )
+        pad = kernel_size // 2 if padding is None else padding
+        return cls(
+            (*channels, *head),
+            activation=activation,
+            family="cnn",
+            layer_kinds=("conv2d",) * n_conv + ("linear",) * n_lin,
+            kernel_sizes=(kernel_size,) * n_conv + (1,) * n_lin,
+            strides=(stride,) * n_conv + (1,) * n_lin,
+            paddings=(pad,) * n_conv + (0,) * n_lin,
+            global_pool=global_pool,
+        )
+
     # ---- derived sizes ------------------------------------------------------------------------
     @property
     def n_layers(self) -> int:
@@ -135,6 +183,27 @@ class ArchSpec:
     @property
     def is_siren(self) -> bool:
         return self.activation == "sine"
+
+    def kind_of(self, layer: int) -> str:
+        """The kind of weight layer ``layer`` ("linear" or "conv2d")."""
+        return self.layer_kinds[layer] if self.layer_kinds else "linear"
+
+    def kernel_of(self, layer: int) -> int:
+        """The kernel size of weight layer ``layer`` (1 for a dense layer)."""
+        return self.kernel_sizes[layer] if self.kernel_sizes else 1
+
+    def activation_of(self, layer: int) -> str:
+        """The activation after weight layer ``layer`` (every layer but the last has one)."""
+        return self.activations[layer] if self.activations else self.activation
+
+    @property
+    def activation_names(self) -> frozenset[str]:
+        """Every activation this network applies (what an augmentation's validity depends on)."""
+        return frozenset(self.activations) if self.activations else frozenset({self.activation})
+
+    @property
+    def has_convolutions(self) -> bool:
+        return "conv2d" in self.layer_kinds
 
     @property
     def templates(self) -> GraphTemplates:
@@ -166,7 +235,12 @@ class ArchSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain types only: fits in JSON, a safetensors header or a weights-only checkpoint."""
         d = asdict(self)
-        d["layer_sizes"] = list(self.layer_sizes)
+        for name in _TUPLE_FIELDS:
+            d[name] = list(d[name])
+        # fields at their defaults are left out, so an MLP's dict reads as it always has
+        for name in _LAYER_FIELDS:
+            if d[name] == [] or (name == "global_pool" and d[name] == "avg"):
+                del d[name]
         return d
 
     @classmethod
@@ -177,13 +251,75 @@ class ArchSpec:
             raise ValueError(f"unknown ArchSpec fields {sorted(unknown)}; known: {sorted(known)}")
         if "layer_sizes" not in d:
             raise ValueError("ArchSpec dict is missing 'layer_sizes'")
-        return cls(**{**d, "layer_sizes": tuple(int(s) for s in d["layer_sizes"])})
+        values = {k: tuple(d[k]) if k in _TUPLE_FIELDS else d[k] for k in d}
+        values["layer_sizes"] = tuple(int(s) for s in d["layer_sizes"])
+        return cls(**values)
 
     def __str__(self) -> str:
         sizes = "-".join(str(s) for s in self.layer_sizes)
-        act = f"sine w0={self.w0:g}" if self.is_siren else self.activation
+        if self.activations:
+            act = "/".join(self.activations)
+        else:
+            act = f"sine w0={self.w0:g}" if self.is_siren else self.activation
         extra = f", out_offset={self.out_offset:g}" if self.out_offset else ""
+        if self.has_convolutions:
+            kernels = ",".join(
+                f"{k}x{k}"
+                for k, kind in zip(self.kernel_sizes, self.layer_kinds)
+                if kind != "linear"
+            )
+            extra += f", conv {kernels}, {self.global_pool} pool"
         return f"{self.family} {sizes} ({act}{extra})"
+
+
+_TUPLE_FIELDS = ("layer_sizes", "layer_kinds", "kernel_sizes", "strides", "paddings", "activations")
+_LAYER_FIELDS = ("layer_kinds", "kernel_sizes", "strides", "paddings", "activations", "global_pool")
+LAYER_KINDS = ("linear", "conv2d")
+GLOBAL_POOLS = ("avg", "max")
+
+
+def _check_layer_fields(spec: ArchSpec) -> None:
+    """Normalise the per-layer fields to tuples and reject what no network could be."""
+    n = spec.n_layers
+    for name, minimum in (("kernel_sizes", 1), ("strides", 1), ("paddings", 0)):
+        values = tuple(getattr(spec, name))
+        if values and len(values) != n:
+            raise ValueError(
+                f"ArchSpec.{name} needs one entry per weight layer ({n}), got {values}"
+            )
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+                raise ValueError(f"ArchSpec.{name} entries must be ints >= {minimum}, got {values}")
+        object.__setattr__(spec, name, values)
+    kinds = tuple(spec.layer_kinds)
+    if kinds and len(kinds) != n:
+        raise ValueError(
+            f"ArchSpec.layer_kinds needs one entry per weight layer ({n}), got {kinds}"
+        )
+    for k in kinds:
+        if k not in LAYER_KINDS:
+            raise ValueError(f"unknown layer kind {k!r} in {kinds}; choose from {LAYER_KINDS}")
+    first_dense = kinds.index("linear") if "linear" in kinds else len(kinds)
+    if "conv2d" in kinds[first_dense:]:
+        raise ValueError(
+            f"layer_kinds {kinds}: every convolution must come before the global pooling and the "
+            "dense layers"
+        )
+    for i, k in enumerate(kinds):
+        if k == "linear" and spec.kernel_sizes and spec.kernel_sizes[i] != 1:
+            raise ValueError(f"dense layer {i} has kernel size {spec.kernel_sizes[i]}; use 1")
+    acts = tuple(spec.activations)
+    if acts and len(acts) != n - 1:
+        raise ValueError(
+            f"ArchSpec.activations needs one entry per layer but the last ({n - 1}), got {acts}"
+        )
+    for a in acts:
+        if a not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {a!r}; choose one of {sorted(ACTIVATIONS)}")
+    if spec.global_pool not in GLOBAL_POOLS:
+        raise ValueError(f"unknown global_pool {spec.global_pool!r}; choose from {GLOBAL_POOLS}")
+    object.__setattr__(spec, "layer_kinds", kinds)
+    object.__setattr__(spec, "activations", acts)
 
 
 @dataclass(frozen=True)
@@ -216,6 +352,10 @@ class GraphTemplates:
     # a handful of slices copy faster than an index_select over every element.
     node_runs: tuple[tuple[int, int], ...] = ()
     edge_runs: tuple[tuple[int, int], ...] = ()
+    # Where some edge features have no parameter (a dense layer's scalar inside a CNN's kernel
+    # vector): ``edge_param_idx[edge_has_param]`` and their flat positions in ``[E * F_edge]``.
+    edge_param_flat: Tensor | None = None
+    edge_param_pos: Tensor | None = None
 
     @property
     def node_dim(self) -> int:

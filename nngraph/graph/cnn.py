@@ -1,0 +1,291 @@
+"""The "cnn" architecture family: 2-D convolutions, a global pooling, dense layers.
+
+As in neural graphs (Kofinas et al., ICLR 2024): channels are nodes, the ``k×k`` kernel joining
+input channel ``j`` to output channel ``i`` is one edge whose feature is that kernel flattened
+(``k²`` values), biases are node features. After the global pooling the last convolution's
+channels are the first dense layer's inputs, so the dense neurons follow them in the graph. A
+dense weight is a 1×1 kernel: it sits at the centre of the edge's ``K×K`` vector (``K`` the
+largest kernel), whose other entries have no parameter (they read as 0).
+
+Module layout: ``nn.Sequential`` of ``Conv2d``, activation, ..., ``AdaptiveAvgPool2d(1)`` (or
+``AdaptiveMaxPool2d(1)``), ``Flatten``, ``Linear``, activation, ..., ``Linear``; the state dict is
+that Sequential's (``0.weight``, ``0.bias``, ``2.weight``, ...).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import Tensor, nn
+
+from nngraph.graph.mlp import ACTIVATION_MODULES, activation_module, check_default_activation
+from nngraph.graph.spec import (
+    ROLE_HIDDEN,
+    ROLE_INPUT,
+    ROLE_OUTPUT,
+    ArchSpec,
+    GraphTemplates,
+    index_runs,
+    register_family,
+)
+
+__all__ = ["CNNFamily", "module_keys"]
+
+_POOLS = {nn.AdaptiveAvgPool2d: "avg", nn.AdaptiveMaxPool2d: "max"}
+
+
+def module_keys(spec: ArchSpec) -> list[int]:
+    """Index in the Sequential of each weight layer (activations, pooling and flatten between)."""
+    keys, pos = [], 0
+    for layer in range(spec.n_layers):
+        keys.append(pos)
+        pos += 2  # the layer and its activation
+        if spec.kind_of(layer) == "conv2d" and spec.kind_of(layer + 1) == "linear":
+            pos += 2  # pooling, flatten (the activation of the last conv counted above)
+    return keys
+
+
+def _check_cnn(spec: ArchSpec) -> None:
+    if not spec.has_convolutions or spec.kind_of(spec.n_layers - 1) != "linear":
+        raise ValueError(
+            f"{spec} is not a CNN: family 'cnn' needs at least one conv2d layer followed by dense "
+            "layers (build it with ArchSpec.cnn)"
+        )
+    if spec.is_siren or "sine" in spec.activation_names:
+        raise ValueError("family 'cnn' does not take the sine activation (SIRENs are 'mlp')")
+
+
+class CNNFamily:
+    """CNNs of 2-D convolutions, a global pooling and dense layers; registered as ``"cnn"``."""
+
+    name = "cnn"
+
+    def param_shapes(self, spec: ArchSpec) -> list[tuple[str, tuple[int, ...]]]:
+        _check_cnn(spec)
+        shapes: list[tuple[str, tuple[int, ...]]] = []
+        sizes = spec.layer_sizes
+        for layer, key in enumerate(module_keys(spec)):
+            c_in, c_out, k = sizes[layer], sizes[layer + 1], spec.kernel_of(layer)
+            shape = (c_out, c_in, k, k) if spec.kind_of(layer) == "conv2d" else (c_out, c_in)
+            shapes += [(f"{key}.weight", shape), (f"{key}.bias", (c_out,))]
+        return shapes
+
+    def templates(self, spec: ArchSpec) -> GraphTemplates:
+        _check_cnn(spec)
+        sizes = spec.layer_sizes
+        starts = [0]
+        for s in sizes:
+            starts.append(starts[-1] + s)
+        n = starts[-1]
+        width = max(spec.kernel_of(i) for i in range(spec.n_layers))
+        layer = torch.cat([torch.full((s,), i, dtype=torch.long) for i, s in enumerate(sizes)])
+        role = torch.full((n,), ROLE_HIDDEN, dtype=torch.long)
+        role[layer == 0], role[layer == len(sizes) - 1] = ROLE_INPUT, ROLE_OUTPUT
+        node_idx = torch.full((n, 1), -1, dtype=torch.long)
+        src, dst, eidx, elayer, block, fan = [], [], [], [], [], []
+        off = e_off = 0
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(sizes)):
+            k = spec.kernel_of(i)
+            o, j = torch.arange(c_out).repeat_interleave(c_in), torch.arange(c_in).repeat(c_out)
+            src.append(starts[i] + j)
+            dst.append(starts[i + 1] + o)
+            eidx.append(_kernel_slots(off + (o * c_in + j) * k * k, k, width))
+            count = c_out * c_in
+            elayer.append(torch.full((count,), i, dtype=torch.long))
+            block.append(torch.full((count,), e_off, dtype=torch.long))
+            fan.append(torch.full((count,), c_in, dtype=torch.long))
+            off, e_off = off + count * k * k, e_off + count
+            node_idx[starts[i + 1] : starts[i + 2], 0] = off + torch.arange(c_out)
+            off += c_out
+        has = node_idx >= 0
+        edge_idx = torch.cat(eidx)
+        edge_has = edge_idx >= 0
+        padded = not bool(edge_has.all())
+        return GraphTemplates(
+            num_nodes=n,
+            num_edges=e_off,
+            num_params=off,
+            layer_start=tuple(starts),
+            edge_index=torch.stack([torch.cat(src), torch.cat(dst)]),
+            node_param_idx=node_idx,
+            edge_param_idx=edge_idx,
+            layer=layer,
+            role=role,
+            edge_layer=torch.cat(elayer),
+            node_local=torch.cat([torch.arange(s) for s in sizes]),
+            edge_block_start=torch.cat(block),
+            edge_fan_in=torch.cat(fan),
+            node_has_param=has,
+            node_param_flat=node_idx[has],
+            node_param_pos=has.view(-1).nonzero().view(-1),
+            node_runs=index_runs(node_idx),
+            edge_runs=index_runs(edge_idx),
+            edge_param_flat=edge_idx[edge_has] if padded else None,
+            edge_param_pos=edge_has.view(-1).nonzero().view(-1) if padded else None,
+        )
+
+    # ---- state dicts --------------------------------------------------------------------------
+    def spec_from_state_dict(self, state_dict: dict[str, Tensor]) -> ArchSpec:
+        raise ValueError(
+            "a CNN's stride, padding, pooling and activation cannot be read from its state dict; "
+            "pass spec=ArchSpec.cnn(...)"
+        )
+
+    def state_dict_to_params(self, state_dict: dict[str, Tensor], spec: ArchSpec) -> Tensor:
+        expected = self.param_shapes(spec)
+        want = {key for key, _ in expected}
+        extra = sorted(set(state_dict) - want)
+        if extra:
+            raise ValueError(f"unexpected key {extra[0]!r} for {spec}; expected {sorted(want)}")
+        flat = []
+        for key, shape in expected:
+            if key not in state_dict:
+                raise ValueError(f"missing key {key!r} for {spec}")
+            value = state_dict[key]
+            if not isinstance(value, Tensor) or not value.is_floating_point():
+                kind = value.dtype if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(f"{key} must be a floating-point tensor, got {kind}")
+            if tuple(value.shape) != shape:
+                raise ValueError(f"{key} has shape {tuple(value.shape)}; {spec} expects {shape}")
+            flat.append(value.detach().reshape(-1))
+        return torch.cat(flat)
+
+    # ---- modules ------------------------------------------------------------------------------
+    def spec_from_module(self, module: nn.Module) -> ArchSpec | None:
+        """Read an ``nn.Sequential`` of Conv2d/activation layers, a global pooling, Flatten and
+        Linear/activation layers; ``None`` for a module with no Conv2d."""
+        if not isinstance(module, nn.Sequential) or not any(
+            isinstance(c, nn.Conv2d) for c in module
+        ):
+            return None
+        return _read_sequential(module)
+
+    def build_module(self, spec: ArchSpec) -> nn.Module:
+        _check_cnn(spec)
+        layers: list[nn.Module] = []
+        sizes = spec.layer_sizes
+        for i in range(spec.n_layers):
+            c_in, c_out = sizes[i], sizes[i + 1]
+            if spec.kind_of(i) == "conv2d":
+                stride, pad = _at(spec.strides, i, 1), _at(spec.paddings, i, 0)
+                layers.append(nn.Conv2d(c_in, c_out, spec.kernel_of(i), stride=stride, padding=pad))
+            else:
+                layers.append(nn.Linear(c_in, c_out))
+            if i < spec.n_layers - 1:
+                layers.append(activation_module(spec.activation_of(i)))
+                if spec.kind_of(i) == "conv2d" and spec.kind_of(i + 1) == "linear":
+                    pool = nn.AdaptiveAvgPool2d(1) if spec.global_pool == "avg" else None
+                    layers += [pool or nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+        return nn.Sequential(*layers)
+
+
+def _at(values: tuple[int, ...], i: int, default: int) -> int:
+    return values[i] if values else default
+
+
+def _kernel_slots(first: Tensor, k: int, width: int) -> Tensor:
+    """``[count, width²]`` parameter indices: each edge's ``k×k`` kernel (row-major, starting at
+    ``first``) placed in the centre of a ``width×width`` grid, -1 elsewhere."""
+    out = torch.full((len(first), width, width), -1, dtype=torch.long)
+    d = (width - k) // 2
+    out[:, d : d + k, d : d + k] = first.view(-1, 1, 1) + torch.arange(k * k).view(1, k, k)
+    return out.view(len(first), width * width)
+
+
+def _read_sequential(module: nn.Sequential) -> ArchSpec:
+    """The spec of a CNN Sequential, or a one-line ``ValueError`` naming the offending layer."""
+    sizes: list[int] = []
+    kinds, kernels, strides, pads, acts = [], [], [], [], []
+    pool, flattened, expect = None, False, "layer"
+    for name, child in module.named_children():
+        kind = type(child).__name__
+        if isinstance(child, nn.Conv2d):
+            if pool is not None:
+                raise ValueError(f"layer {name} (Conv2d) comes after the global pooling")
+            _check_conv(name, child)
+            layer_in, layer_out = child.in_channels, child.out_channels
+            kinds.append("conv2d")
+            kernels.append(child.kernel_size[0])
+            strides.append(child.stride[0])
+            pads.append(child.padding[0])
+        elif isinstance(child, nn.Linear):
+            if not flattened:
+                raise ValueError(
+                    f"layer {name} (Linear) needs a global pooling and Flatten before it"
+                )
+            if child.bias is None:
+                raise ValueError(f"layer {name} (Linear) has no bias; build it with bias=True")
+            layer_in, layer_out = child.in_features, child.out_features
+            kinds.append("linear")
+            kernels.append(1)
+            strides.append(1)
+            pads.append(0)
+        elif type(child) in ACTIVATION_MODULES:
+            check_default_activation(name, child)
+            if expect != "activation":
+                raise ValueError(f"layer {name} ({kind}) must follow a Conv2d or Linear layer")
+            acts.append(ACTIVATION_MODULES[type(child)])
+            expect = "layer"
+            continue
+        elif type(child) in _POOLS:
+            if child.output_size not in (1, (1, 1)) or pool is not None or not kinds:
+                raise ValueError(
+                    f"layer {name} ({kind}) must be one global pooling to 1x1 after the "
+                    "convolutions and their activation"
+                )
+            pool = _POOLS[type(child)]
+            continue
+        elif isinstance(child, nn.Flatten):
+            if pool is None:
+                raise ValueError(f"layer {name} (Flatten) needs the global pooling before it")
+            flattened = True
+            continue
+        else:
+            raise ValueError(
+                f"layer {name} ({kind}) is not supported in a CNN: expected Conv2d, an "
+                "activation, AdaptiveAvgPool2d(1)/AdaptiveMaxPool2d(1), Flatten or Linear"
+            )
+        if expect != "layer":
+            raise ValueError(f"layer {name} ({kind}) follows another layer without an activation")
+        if sizes and layer_in != sizes[-1]:
+            raise ValueError(
+                f"layer {name} ({kind}) takes {layer_in} inputs but the layer before gives "
+                f"{sizes[-1]}"
+            )
+        sizes += [layer_in, layer_out] if not sizes else [layer_out]
+        expect = "activation"
+    if not kinds or kinds[-1] != "linear":
+        raise ValueError("a CNN Sequential must end with a Linear layer (its output)")
+    uniform = len(set(acts)) <= 1
+    return ArchSpec(
+        tuple(sizes),
+        activation=acts[0] if acts else "relu",
+        family="cnn",
+        layer_kinds=tuple(kinds),
+        kernel_sizes=tuple(kernels),
+        strides=tuple(strides),
+        paddings=tuple(pads),
+        activations=() if uniform else tuple(acts),
+        global_pool=pool,
+    )
+
+
+def _check_conv(name: str, conv: nn.Conv2d) -> None:
+    """Square kernels, equal strides and paddings, no dilation or groups, with a bias."""
+    k, s, p = conv.kernel_size, conv.stride, conv.padding
+    if conv.bias is None:
+        raise ValueError(f"layer {name} (Conv2d) has no bias; build it with bias=True")
+    if isinstance(p, str) or k[0] != k[1] or s[0] != s[1] or p[0] != p[1]:
+        raise ValueError(
+            f"layer {name} (Conv2d) needs a square kernel and equal integer stride and padding "
+            f"in both directions, got kernel {k}, stride {s}, padding {p}"
+        )
+    if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+        raise ValueError(
+            f"layer {name} (Conv2d) uses groups, dilation or non-zero padding, which a CNN "
+            "graph does not represent"
+        )
+
+
+register_family(CNNFamily())
