@@ -116,3 +116,19 @@ def test_store_validates_its_fields(tmp_path: Path) -> None:
         INRStore(**{**store.__dict__, "split": torch.full((20,), 3)})
     with pytest.raises(ValueError, match="meta.when must hold plain"):
         save_store(INRStore(**{**store.__dict__, "meta": {"when": object()}}), tmp_path / "x.pt")
+
+
+def test_columns_round_trip_and_psnr_is_optional(tmp_path: Path) -> None:
+    store = _store()
+    n = len(store)
+    kw = {k: getattr(store, k) for k in ("params", "labels", "view", "source_index", "split")}
+    columns = {"test_acc": torch.rand(n), "epochs": torch.arange(n)}
+    zoo = INRStore(**kw, spec=store.spec, columns=columns)
+    assert bool(torch.isnan(zoo.psnr).all())
+    back = load_store(save_store(zoo, tmp_path / "zoo.pt"))
+    assert back.columns.keys() == columns.keys()
+    assert all(torch.equal(back.columns[k], v) for k, v in columns.items())
+    with pytest.raises(ValueError, match=r"columns\['acc'\] must be a tensor of shape \[20\]"):
+        INRStore(**kw, spec=store.spec, columns={"acc": torch.rand(3)})
+    with pytest.raises(ValueError, match=r"columns\['acc'\] must be float32 or int64"):
+        INRStore(**kw, spec=store.spec, columns={"acc": torch.rand(n, dtype=torch.float64)})

@@ -1,10 +1,12 @@
-"""The INR store: one file holding a whole dataset of fitted INRs.
+"""The store: one file holding a whole dataset of networks (fitted INRs, a CNN zoo).
 
 ``params[N, P]`` (float32, canonical flat order), ``labels``, ``view`` (which random init of the
-same source item), ``source_index``, ``split`` (0 train, 1 val, 2 test), ``psnr`` and the
-architecture spec, saved with ``torch.save`` (no pickled objects: plain types and tensors only) and
-opened with ``torch.load(weights_only=True, mmap=True)``: one read of the header, tensors
-memory-mapped, so a store larger than RAM opens at once.
+same source item), ``source_index``, ``split`` (0 train, 1 val, 2 test), ``psnr`` (INRs; NaN
+elsewhere), named per-row ``columns`` (float targets such as a CNN's test accuracy, and the
+hyperparameters it was trained with) and the architecture spec, saved with ``torch.save`` (no
+pickled objects: plain types and tensors only) and opened with ``torch.load(weights_only=True,
+mmap=True)``: one read of the header, tensors memory-mapped, so a store larger than RAM opens at
+once.
 """
 
 from __future__ import annotations
@@ -81,19 +83,25 @@ def _rows_text(rows: Tensor) -> str:
 
 @dataclass
 class INRStore:
-    """A dataset of INRs of one architecture; row ``i`` is one fitted network."""
+    """A dataset of networks of one architecture; row ``i`` is one network. ``psnr`` is for INRs
+    (NaN when not given); ``columns`` holds named per-row values, ``[N]`` each (float targets,
+    hyperparameters)."""
 
     params: Tensor
     labels: Tensor
     view: Tensor
     source_index: Tensor
     split: Tensor
-    psnr: Tensor
     spec: ArchSpec
+    psnr: Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.params)
+        if self.psnr is None and isinstance(self.params, Tensor):
+            self.psnr = torch.full((n,), float("nan"))
+        _check_columns(self.columns, n)
         if self.params.dim() != 2 or self.params.shape[1] != self.spec.num_params:
             raise ValueError(
                 f"params must be [N, {self.spec.num_params}] for {self.spec}, got "
@@ -145,6 +153,25 @@ class INRStore:
         finite = self.psnr[torch.isfinite(self.psnr)]
         quality = f", median PSNR {finite.median():.1f} dB" if len(finite) else ""
         return f"{len(self)} INRs of {self.spec} ({counts}; {views} view(s){quality})"
+
+
+def _check_columns(columns: dict[str, Tensor], n: int) -> None:
+    if not isinstance(columns, dict):
+        raise ValueError(
+            f"INRStore.columns must be a dict of tensors, got {type(columns).__name__}"
+        )
+    for name, value in columns.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"INRStore.columns names must be non-empty strings, got {name!r}")
+        if not isinstance(value, Tensor) or value.shape != (n,):
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(
+                f"INRStore.columns[{name!r}] must be a tensor of shape [{n}], got {shape}"
+            )
+        if value.dtype not in (torch.float32, torch.long):
+            raise ValueError(
+                f"INRStore.columns[{name!r}] must be float32 or int64, got {value.dtype}"
+            )
 
 
 def check_store(store: INRStore, where: str = "the store", *, params: bool = True) -> None:
@@ -205,6 +232,7 @@ def save_store(store: INRStore, path: str | os.PathLike) -> Path:
     }
     for name in _TENSORS:
         payload[name] = getattr(store, name).contiguous()
+    payload["columns"] = {k: v.contiguous() for k, v in store.columns.items()}
     return atomic_torch_save(payload, path)
 
 
@@ -231,6 +259,7 @@ def load_store(path: str | os.PathLike, *, mmap: bool = True) -> INRStore:
         store = INRStore(
             spec=ArchSpec.from_dict(payload["spec"]),
             meta=payload["meta"],
+            columns=payload.get("columns", {}),  # stores before columns existed have none
             **{name: payload[name] for name in _TENSORS},
         )
     except (ValueError, TypeError) as err:
@@ -252,6 +281,8 @@ def reconstruct(
 ) -> Tensor:
     """Render INR(s) back to images: ``[H, W, C]`` for one index, ``[n, H, W, C]`` for several.
     The size defaults to the source's image size; any other size samples the INR more finely."""
+    if store.spec.family != "mlp":
+        raise ValueError(f"reconstruct renders INRs; this store holds {store.spec} networks")
     shape = store.meta.get("image_shape")
     if (height is None or width is None) and not shape:
         raise ValueError("the store does not record an image size; pass height= and width=")
