@@ -27,6 +27,7 @@ from nngraph.models import MODELS, build_model, check_compatible
 from nngraph.tasks import Task, task_class
 from nngraph.train.distributed import DistInfo
 from nngraph.train.trainer import TrainData, TrainerSettings
+from nngraph.zoo.build import build_zoo, default_zoo_path
 
 __all__ = [
     "build_augment",
@@ -34,11 +35,13 @@ __all__ = [
     "build_optimizer",
     "build_source",
     "build_task",
+    "build_zoo_store",
     "check_settings",
     "fit_options",
     "open_store",
     "plain",
     "trainer_settings",
+    "zoo_spec",
 ]
 
 
@@ -81,6 +84,10 @@ _RULES: list[tuple[str, Any, str, bool]] = [
     ("fit.batch_size", _at_least(1), "an integer >= 1 or null (automatic)", True),
     ("fit.chunk_size", _at_least(1), "an integer >= 1", False),
     ("fit.subset", _at_least(1), "an integer >= 1 or null (everything)", True),
+    ("zoo.runs", _at_least(1), "an integer >= 1", False),
+    ("zoo.batch_size", _at_least(1), "an integer >= 1", False),
+    ("zoo.kernel_size", _at_least(1), "an integer >= 1", False),
+    ("zoo.chunk_runs", _at_least(1), "an integer >= 1", False),
 ]
 
 
@@ -97,7 +104,7 @@ def check_settings(cfg: DictConfig) -> None:
             good = False
         if not good:
             raise ValueError(f"{key}={node} is not allowed: it must be {allowed}")
-    for key in ("trainer.device", "fit.device"):
+    for key in ("trainer.device", "fit.device", "zoo.device"):
         if OmegaConf.select(cfg, key) is not None:
             pick_device(str(OmegaConf.select(cfg, key)), setting=key)
 
@@ -258,3 +265,33 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         seed=int(cfg.seed),
         resume_changes=bool(tr.get("resume_changes", False)),
     )
+
+
+def zoo_spec(cfg: DictConfig, source: ImageSource) -> ArchSpec:
+    """The zoo's CNN: ``zoo.channels`` after the source's input channels, ``zoo.head`` dense
+    layers and one output per class."""
+    z = cfg.zoo
+    channels = (int(source.images.shape[-1]), *[int(c) for c in z.channels])
+    head = (*[int(h) for h in z.head], len(source.class_names))
+    return ArchSpec.cnn(
+        channels, head, int(z.kernel_size), stride=[int(s) for s in z.strides],
+        activation=str(z.activation), global_pool=str(z.global_pool),
+    )  # fmt: skip
+
+
+def build_zoo_store(cfg: DictConfig) -> tuple[INRStore, Path]:
+    """The configured zoo (trained, or opened when made before) and where it is."""
+    check_settings(cfg)
+    source = build_source(cfg)
+    z = cfg.zoo
+    out = Path(z.out) if z.out else default_zoo_path(cfg.data_dir, cfg.data.name)
+    ranges = {k: tuple(v) for k, v in plain(z.hyperparameters).items()}
+    store = build_zoo(
+        source, zoo_spec(cfg, source), out, runs=int(z.runs),
+        checkpoints=tuple(float(c) for c in z.checkpoints), batch_size=int(z.batch_size),
+        hyperparameters=ranges, chunk_runs=int(z.chunk_runs), seed=int(z.seed),
+        test_fraction=float(z.test_fraction), val_fraction=float(z.val_fraction),
+        split_seed=int(z.split_seed), device=str(z.device), progress=bool(z.progress),
+        overwrite=bool(z.overwrite),
+    )  # fmt: skip
+    return store, out

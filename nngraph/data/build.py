@@ -8,8 +8,6 @@ store is written (atomically) and the parts are removed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -19,13 +17,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from nngraph.data.parts import settings_diff, source_fingerprint, start_parts
 from nngraph.data.sources import ImageSource
 from nngraph.data.store import INRStore, assign_splits, load_store, save_store
 from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
 from nngraph.inr.fit import check_images, fit_inrs
 from nngraph.inr.siren import INITS
-from nngraph.io import OutputLock, atomic_torch_save, atomic_write_text, load_torch_file
+from nngraph.io import OutputLock, atomic_torch_save, load_torch_file
 
 __all__ = ["build_store", "default_store_path"]
 
@@ -80,7 +79,7 @@ def build_store(
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     settings = dict(
         source=source.name, items=len(source.images), image_shape=list(source.image_shape),
-        content=_fingerprint(source), spec=spec.to_dict(), views=views, steps=steps, lr=lr,
+        content=source_fingerprint(source), spec=spec.to_dict(), views=views, steps=steps, lr=lr,
         target_psnr=target_psnr, seed=seed, init=init, chunk_size=chunk_size,
         val_fraction=val_fraction, split_seed=split_seed,
     )  # fmt: skip
@@ -100,8 +99,9 @@ def _open_cached(out: Path, settings: dict) -> INRStore:
     made_with = store.meta.get("fit")
     if made_with != settings:
         raise ValueError(
-            f"{out} exists but was made with other settings ({_diff(made_with, settings)}); "
-            "set fit.overwrite=true to refit it, or choose another fit.out"
+            f"{out} exists but was made with other settings "
+            f"({settings_diff(made_with, settings)}); set fit.overwrite=true to refit it, or "
+            "choose another fit.out"
         )
     return store
 
@@ -118,30 +118,12 @@ def _build_or_open(
             shutil.rmtree(parts)
         return store
 
-    _start_parts(parts, settings, overwrite)
+    start_parts(parts, settings, overwrite)
     chunks = _fit_chunks(source, spec, parts, views, chunk_size, progress, fit_options)
     store = _assemble(source, spec, parts, chunks, views, settings)
     save_store(store, out)
     shutil.rmtree(parts)
     return store
-
-
-def _start_parts(parts: Path, settings: dict, overwrite: bool) -> None:
-    """The folder of chunk files with its manifest: an unfinished run with the same settings is
-    resumed, one with other settings is an error (or, with ``overwrite``, discarded)."""
-    manifest = parts / "manifest.json"
-    if manifest.exists():
-        previous = json.loads(manifest.read_text())
-        if previous != settings:
-            if not overwrite:
-                raise ValueError(
-                    f"{parts} holds an unfinished run with other settings "
-                    f"({_diff(previous, settings)}); delete that folder to start over, or re-run "
-                    "with the same settings to resume"
-                )
-            shutil.rmtree(parts)  # overwrite: the old unfinished run is not this one
-    parts.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps(settings, indent=1), manifest)
 
 
 def _fit_chunks(
@@ -200,19 +182,3 @@ def _assemble(
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         },
     )
-
-
-def _fingerprint(source: ImageSource) -> str:
-    """A digest of the images and labels, so a cached store is never served for other data."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(source.images.contiguous().numpy().tobytes())
-    digest.update(source.labels.contiguous().numpy().tobytes())
-    digest.update(source.is_test.contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _diff(old: Any, new: dict) -> str:
-    if not isinstance(old, dict):
-        return "no record of its settings"
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "none"

@@ -139,14 +139,15 @@ class ArchSpec:
         head: tuple[int, ...] | list[int],
         kernel_size: int = 3,
         *,
-        stride: int = 1,
+        stride: int | tuple[int, ...] | list[int] = 1,
         padding: int | None = None,
         activation: str = "relu",
         global_pool: str = "avg",
     ) -> ArchSpec:
         """A CNN: ``channels`` (input channels first) joined by ``kernel_size`` convolutions, a
-        global pooling, then dense layers of ``head`` sizes (the last is the output). ``padding``
-        defaults to ``kernel_size // 2`` (same size at stride 1)."""
+        global pooling, then dense layers of ``head`` sizes (the last is the output). ``stride``
+        is one for all convolutions or one per convolution; ``padding`` defaults to
+        ``kernel_size // 2`` (same size at stride 1)."""
         channels, head = tuple(channels), tuple(head)
         n_conv, n_lin = len(channels) - 1, len(head)
         if n_conv < 1 or n_lin < 1:
@@ -155,13 +156,16 @@ class ArchSpec:
                 f"head={head}"
             )
         pad = kernel_size // 2 if padding is None else padding
+        strides = (stride,) * n_conv if isinstance(stride, int) else tuple(stride)
+        if len(strides) != n_conv:
+            raise ValueError(f"stride needs one entry per convolution ({n_conv}), got {strides}")
         return cls(
             (*channels, *head),
             activation=activation,
             family="cnn",
             layer_kinds=("conv2d",) * n_conv + ("linear",) * n_lin,
             kernel_sizes=(kernel_size,) * n_conv + (1,) * n_lin,
-            strides=(stride,) * n_conv + (1,) * n_lin,
+            strides=strides + (1,) * n_lin,
             paddings=(pad,) * n_conv + (0,) * n_lin,
             global_pool=global_pool,
         )
