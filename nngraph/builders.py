@@ -25,6 +25,7 @@ from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
 from nngraph.models import MODELS, build_model, check_compatible
 from nngraph.tasks import Task, task_class
+from nngraph.tasks.regression import store_target
 from nngraph.train.distributed import DistInfo
 from nngraph.train.trainer import TrainData, TrainerSettings
 from nngraph.zoo.build import build_zoo, default_zoo_path
@@ -158,6 +159,8 @@ def open_store(cfg: DictConfig, *, is_main: bool = True, progress: bool = True) 
         raise ValueError(f"data.views must be at least 1, got {views}")
     if cfg.data.get("path"):
         return load_store(cfg.data.path), Path(cfg.data.path)
+    if cfg.data.name == "zoo":
+        return _open_zoo(cfg, is_main, progress)
     path = default_store_path(cfg.data_dir, cfg.data.name, views)
     if is_main:
         if not path.exists():
@@ -165,6 +168,19 @@ def open_store(cfg: DictConfig, *, is_main: bool = True, progress: bool = True) 
         build_store(build_source(cfg), data_spec(cfg), path, progress=progress, **fit_options(cfg))
     if torch.distributed.is_initialized():
         torch.distributed.barrier()  # the others wait for the main process's fit
+    return load_store(path), path
+
+
+def _open_zoo(cfg: DictConfig, is_main: bool, progress: bool) -> tuple:
+    """The default zoo of ``data.source``, trained on first use (by the main process only)."""
+    path = default_zoo_path(cfg.data_dir, str(cfg.data.source))
+    if is_main:
+        if not path.exists():
+            print(f"nngraph: training the {cfg.data.source} CNN zoo once: {path}")
+        source = load_source(str(cfg.data.source))
+        _build_zoo(cfg, source, path, progress)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
     return load_store(path), path
 
 
@@ -190,11 +206,14 @@ def build_data(
         raise ValueError(f"data.views={views} but {store_path} holds fewer views per item")
     rows = store.indices("train", views=views)
     bs = int(cfg.trainer.batch_size)
-    train = GraphBatches(store, rows, bs, device=device, shard=(dist.rank, dist.world))
-    evals = {"train": store.indices("train", views=1), "val": store.indices("val", views=1),
-             "test": store.indices("test", views=1)}  # fmt: skip
-    evals = {s: GraphBatches(store, r, bs, device=device) for s, r in evals.items()}
-    description = f"{cfg.data.name} ({views} view(s), {len(rows)} train INRs)"
+    target = cfg.task.get("target") if cfg.task.name == "regression" else None
+    y = store_target(store, str(target)) if target else None
+    train = GraphBatches(store, rows, bs, device=device, shard=(dist.rank, dist.world), targets=y)
+    eval_views = views if store.meta.get("kind") == "cnn_zoo" else 1  # every checkpoint counts
+    evals = {s: store.indices(s, views=eval_views) for s in ("train", "val", "test")}
+    evals = {s: GraphBatches(store, r, bs, device=device, targets=y) for s, r in evals.items()}
+    kind = "CNNs" if store.spec.family == "cnn" else "INRs"
+    description = f"{cfg.data.name} ({views} view(s), {len(rows)} train {kind})"
     return TrainData(store.spec, rows, train, evals, description)
 
 
@@ -207,6 +226,11 @@ def build_task(
     if cfg.trainer.normalize:
         views = int(cfg.data.views)
         encoder.set_input_stats(cached_layer_stats(store, store_path, rows, views, write=write))
+    if store.meta.get("kind") == "cnn_zoo" and cfg.task.name != "regression":
+        raise ValueError(
+            f"data={cfg.data.name} is a CNN zoo: its networks have targets, not classes; use "
+            "task=regression (task.target=test_accuracy, ...)"
+        )
     options = {k: v for k, v in plain(cfg.task).items() if k != "name"}
     try:
         return task_class(str(cfg.task.name)).from_store(encoder, store, **options)
@@ -285,13 +309,17 @@ def build_zoo_store(cfg: DictConfig) -> tuple[INRStore, Path]:
     source = build_source(cfg)
     z = cfg.zoo
     out = Path(z.out) if z.out else default_zoo_path(cfg.data_dir, cfg.data.name)
+    return _build_zoo(cfg, source, out, bool(z.progress)), out
+
+
+def _build_zoo(cfg: DictConfig, source: ImageSource, out: Path, progress: bool) -> INRStore:
+    z = cfg.zoo
     ranges = {k: tuple(v) for k, v in plain(z.hyperparameters).items()}
-    store = build_zoo(
+    return build_zoo(
         source, zoo_spec(cfg, source), out, runs=int(z.runs),
         checkpoints=tuple(float(c) for c in z.checkpoints), batch_size=int(z.batch_size),
         hyperparameters=ranges, chunk_runs=int(z.chunk_runs), seed=int(z.seed),
         test_fraction=float(z.test_fraction), val_fraction=float(z.val_fraction),
-        split_seed=int(z.split_seed), device=str(z.device), progress=bool(z.progress),
+        split_seed=int(z.split_seed), device=str(z.device), progress=progress,
         overwrite=bool(z.overwrite),
     )  # fmt: skip
-    return store, out

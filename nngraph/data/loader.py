@@ -25,6 +25,7 @@ def epoch_order(rows: Tensor, seed: int, epoch: int) -> Tensor:
 class GraphBatches:
     """Iterates over ``rows`` of ``store`` in batches of graphs on ``device``.
 
+    ``targets`` (``[N]`` floats over the store's rows) replaces the class ids as ``y`` (``[B, 1]``).
     ``shard=(rank, world)`` gives this process its share of every batch (distributed training:
     each global batch is split across processes; when it splits evenly, the averaged gradient
     equals one process's on the whole batch). A last batch smaller than ``world`` is skipped.
@@ -38,6 +39,7 @@ class GraphBatches:
         *,
         device: torch.device | str = "cpu",
         shard: tuple[int, int] = (0, 1),
+        targets: Tensor | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -53,7 +55,9 @@ class GraphBatches:
                 f"the store has NaN or Inf parameters (rows {shown}; {len(bad)} in all): "
                 "re-create it (nngraph-fit or an importer)"
             )
-        self.labels = store.labels.index_select(0, rows).to(self.device)
+        # y: the class ids, or (regression) a float target column of the store as [n, 1]
+        y = store.labels if targets is None else targets.float().view(-1, 1)
+        self.labels = y.index_select(0, rows).to(self.device)
         self._position = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long)
         self._position[rows] = torch.arange(len(rows))
 

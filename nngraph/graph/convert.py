@@ -23,6 +23,7 @@ __all__ = [
     "from_state_dict",
     "graph_spec",
     "num_graphs",
+    "params_from_features",
     "to_graph_batch",
     "to_module",
     "to_params",
@@ -190,14 +191,22 @@ def to_params(g: Graph) -> Tensor:
             f"{(b * n, t.node_dim)}), edge_attr {tuple(g.edge_attr.shape)} (expected "
             f"{(b * e, t.edge_dim)})"
         )
-    params = g.edge_attr.new_empty(b, t.num_params)
-    edges = g.edge_attr.reshape(b, e * t.edge_dim)
-    if t.edge_param_flat is None:
-        params[:, t.edge_param_idx.view(-1)] = edges
-    else:  # some edge features are padding (no parameter behind them)
-        params[:, t.edge_param_flat] = edges[:, t.edge_param_pos]
-    params[:, t.node_param_flat] = g.x.reshape(b, n * t.node_dim)[:, t.node_param_pos]
+    params = params_from_features(g.x.view(b, n, -1), g.edge_attr.view(b, e, -1), spec)
     return params if isinstance(g, Batch) else params[0]
+
+
+def params_from_features(x: Tensor, e: Tensor, spec: ArchSpec) -> Tensor:
+    """Flat parameters ``[B, P]`` from dense node / edge features ``x [B, N, F]``, ``e [B, E, F_e]``
+    (differentiable: a scatter by the spec's templates)."""
+    b = x.shape[0]
+    t = spec.templates_on(x.device)
+    edges = e.reshape(b, -1)
+    params = e.new_zeros(b, t.num_params)
+    if t.edge_param_flat is None:
+        params = params.index_copy(1, t.edge_param_idx.view(-1), edges)
+    else:  # some edge features are padding (no parameter behind them)
+        params = params.index_copy(1, t.edge_param_flat, edges[:, t.edge_param_pos])
+    return params.index_copy(1, t.node_param_flat, x.reshape(b, -1)[:, t.node_param_pos])
 
 
 def to_state_dict(g: Graph) -> dict[str, Tensor]:

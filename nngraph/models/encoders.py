@@ -65,6 +65,10 @@ def position_ids(spec: ArchSpec, device: torch.device | str = "cpu") -> Tensor:
     return torch.where(t.layer == last, sizes[0] + last - 1 + t.node_local, ids)
 
 
+#: height and width of the probe images of CNNs
+CNN_PROBE_SIZE = (8, 8)
+
+
 class ProbeFeatures(torch.nn.Module):
     """What each neuron computes on ``k`` fixed probe inputs, as a node feature (the reference's
     probe features, Kofinas et al. 2024): inputs see the probe coordinates, hidden neurons their
@@ -74,13 +78,23 @@ class ProbeFeatures(torch.nn.Module):
 
     def __init__(self, spec: ArchSpec, k: int, out_dim: int, seed: int = 0) -> None:
         super().__init__()
+        if spec.family not in ("mlp", "cnn"):
+            raise ValueError(
+                f"probe features are defined for the mlp and cnn families, not {spec.family!r}; "
+                "set model.kwargs.probe_points=0"
+            )
         gen = torch.Generator().manual_seed(seed)
-        self.register_buffer("points", torch.rand(k, spec.in_dim, generator=gen) * 2 - 1)
+        # CNNs see k random probe images (any size works after the global pooling)
+        shape = (spec.in_dim,) if spec.family == "mlp" else (spec.in_dim, *CNN_PROBE_SIZE)
+        self.register_buffer("points", torch.rand(k, *shape, generator=gen) * 2 - 1)
         self.proj = nn.Linear(k, out_dim)
 
     def forward(self, x: Tensor, e: Tensor, spec: ArchSpec) -> Tensor:
-        """Raw ``x [B, N, 1]``, ``e [B, E, 1]`` -> ``[B, N, out_dim]``."""
+        """Raw ``x [B, N, 1]``, ``e [B, E, F_e]`` -> ``[B, N, out_dim]``."""
         from nngraph.graph.activations import apply_activation
+
+        if spec.family == "cnn":
+            return self.proj(self._cnn(x, e, spec))
 
         b, sizes = x.shape[0], spec.layer_sizes
         t = spec.templates_on(x.device)
@@ -95,3 +109,16 @@ class ProbeFeatures(torch.nn.Module):
                 a = apply_activation(a, spec.activation, spec.w0)
             outs.append(a)
         return self.proj(torch.cat(outs, dim=1))
+
+    def _cnn(self, x: Tensor, e: Tensor, spec: ArchSpec) -> Tensor:
+        """``[B, N, k]``: input channels' probe means, every channel's and neuron's spatially
+        averaged activation, the output logits."""
+        from nngraph.graph.convert import params_from_features
+        from nngraph.zoo.functional import cnn_forward
+
+        params = params_from_features(x, e, spec)
+        hidden: list[Tensor] = []
+        logits = cnn_forward(params, self.points.to(x.dtype), spec, hidden=hidden)
+        inputs = self.points.mean((2, 3)).T.unsqueeze(0).expand(x.shape[0], -1, -1)
+        layers = [h.transpose(1, 2) for h in (*hidden, logits)]  # [B, n_l, k] each
+        return torch.cat([inputs.to(x.dtype), *layers], dim=1)

@@ -1,4 +1,5 @@
-"""Tasks on top of a weight-space encoder: classification and SimCLR (with a linear probe), on
+"""Tasks on top of a weight-space encoder: classification, regression of a per-network target and
+SimCLR (with a linear probe), on
 the :class:`Task` interface the training loop knows; ``TASKS`` maps config names to them."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import importlib
 
 from nngraph.tasks.base import EvalData, Evaluation, Task
 from nngraph.tasks.classification import ClassificationTask
+from nngraph.tasks.regression import RegressionTask
 from nngraph.tasks.simclr import SimCLRTask, linear_probe, nt_xent
 
 __all__ = [
@@ -14,6 +16,7 @@ __all__ = [
     "ClassificationTask",
     "EvalData",
     "Evaluation",
+    "RegressionTask",
     "SimCLRTask",
     "Task",
     "linear_probe",
@@ -22,7 +25,11 @@ __all__ = [
 ]
 
 #: config name (``task=`` / ``task.name``) -> task class
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "simclr": SimCLRTask}
+TASKS: dict[str, type[Task]] = {
+    "classification": ClassificationTask,
+    "regression": RegressionTask,
+    "simclr": SimCLRTask,
+}
 
 
 def task_class(name: str) -> type[Task]:

@@ -30,9 +30,13 @@ def _layers(params: Tensor, spec: ArchSpec) -> list[tuple[Tensor, Tensor]]:
     return out
 
 
-def cnn_forward(params: Tensor, images: Tensor, spec: ArchSpec) -> Tensor:
+def cnn_forward(
+    params: Tensor, images: Tensor, spec: ArchSpec, *, hidden: list[Tensor] | None = None
+) -> Tensor:
     """Logits ``[M, B, out]`` of ``M`` CNNs (``params [M, P]``, the spec's canonical order) on
-    ``images``: ``[B, C, H, W]`` shared by all, or ``[M, B, C, H, W]``, one batch per network."""
+    ``images``: ``[B, C, H, W]`` shared by all, or ``[M, B, C, H, W]``, one batch per network.
+    ``hidden``, when given, receives each hidden layer's output ``[M, B, n_l]`` after its
+    activation (a convolution's channels averaged over space): what each neuron computes."""
     if spec.family != "cnn":
         raise ValueError(f"cnn_forward evaluates family 'cnn' specs, got {spec}")
     if params.dim() != 2 or params.shape[1] != spec.num_params:
@@ -64,6 +68,9 @@ def cnn_forward(params: Tensor, images: Tensor, spec: ArchSpec) -> Tensor:
             h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
         if layer < last:
             h = apply_activation(h, spec.activation_of(layer))
+            if hidden is not None:
+                per_net = h.mean((2, 3)).view(b, m, -1).transpose(0, 1) if h.dim() == 4 else h
+                hidden.append(per_net)
     return h
 
 
