@@ -29,7 +29,8 @@ __all__ = [
 def _layers(params: Tensor, spec: ArchSpec) -> tuple[list[Tensor], list[Tensor]]:
     """Weights ``[n_out, n_in, F_e]`` and biases ``[n_out, F_n]`` of one network, from templates."""
     t = spec.templates_on(params.device)
-    e = params[t.edge_param_idx]  # [E, F_e]
+    padded = torch.cat([params, params.new_zeros(1)])  # index -1 (no parameter) reads a 0
+    e = padded[torch.where(t.edge_param_idx >= 0, t.edge_param_idx, len(params))]  # [E, F_e]
     x = torch.zeros(t.num_nodes, t.node_dim, dtype=params.dtype, device=params.device)
     x[t.node_has_param] = params[t.node_param_flat]
     starts = edge_layer_starts(spec)
@@ -67,9 +68,14 @@ def signed_weight_matching(
     """Weight matching over permutations *and* neuron negations, the symmetries of odd activations
     (SIREN's sine, tanh): returns ``(perms, signs)``; ``apply_alignment(other, perms, spec, signs)``
     is the aligned network. An extension of Git Re-Basin for SIRENs, not the paper's method."""
-    if spec.activation not in ("sine", "tanh", "identity"):
+    if not spec.activation_names <= {"sine", "tanh", "identity"} or _max_pooled(spec):
         raise ValueError(f"negation is a symmetry of odd activations only; {spec} is not one")
     return _match(target, other, spec, max_iter, generator, signed=True)
+
+
+def _max_pooled(spec: ArchSpec) -> bool:
+    """A global max pooling is not odd: negating a channel does not negate its max."""
+    return spec.has_convolutions and spec.global_pool == "max"
 
 
 def _match(

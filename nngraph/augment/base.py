@@ -17,7 +17,7 @@ from torch import Tensor
 from torch_geometric.transforms import BaseTransform
 
 from nngraph.graph.convert import Graph
-from nngraph.graph.spec import edge_layer_starts
+from nngraph.graph.spec import ArchSpec, edge_layer_starts
 from nngraph.graph.view import GraphView
 
 __all__ = ["GraphAugmentation", "GraphView", "edge_layer_starts"]
@@ -31,6 +31,9 @@ class GraphAugmentation(BaseTransform):
 
     #: activations the augmentation is valid for (None: any)
     activations: frozenset[str] | None = None
+    #: architecture families it is valid for (None: any); "mlp" alone for what acts on an INR's
+    #: input coordinates
+    families: frozenset[str] | None = None
 
     def __init__(self, generator: torch.Generator | None = None, seed: int | None = None) -> None:
         if generator is not None and seed is not None:
@@ -46,12 +49,22 @@ class GraphAugmentation(BaseTransform):
                 stacklevel=2,
             )
         view = GraphView.of(data)
-        if self.activations is not None and view.spec.activation not in self.activations:
-            raise ValueError(
-                f"{type(self).__name__} preserves the function only for activations "
-                f"{sorted(self.activations)}; this batch is {view.spec}"
-            )
+        self.check(view.spec)
         return self.augment(data, view)
+
+    def check(self, spec: ArchSpec) -> None:
+        """Raise ``ValueError`` unless the augmentation is valid for networks of ``spec``."""
+        name = type(self).__name__
+        if self.families is not None and spec.family not in self.families:
+            raise ValueError(
+                f"{name} is defined for {sorted(self.families)} networks (it acts on an INR's "
+                f"input coordinates or its SIREN structure); this batch is {spec}"
+            )
+        if self.activations is not None and not spec.activation_names <= self.activations:
+            raise ValueError(
+                f"{name} preserves the function only for activations "
+                f"{sorted(self.activations)}; this batch is {spec}"
+            )
 
     def augment(self, data: Graph, view: GraphView) -> Graph:  # pragma: no cover - abstract
         raise NotImplementedError

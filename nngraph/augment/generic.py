@@ -29,10 +29,13 @@ class GaussianNoise(GraphAugmentation):
         starts = edge_layer_starts(view.spec)
         noise_e = self.normal(*e.shape, device=view.device).to(e.dtype)
         noise_x = self.normal(*x.shape, device=view.device).to(x.dtype)
+        real = (view.t.edge_param_idx >= 0).to(e.dtype)  # [E, F_e]: 0 on a CNN's kernel padding
+        noise_e *= real
         nodes = view.t.layer_start
         for layer in range(view.spec.n_layers):
-            w = e[:, starts[layer] : starts[layer + 1]]
-            w += noise_e[:, starts[layer] : starts[layer + 1]] * _std(w) * self.scale
+            block = slice(starts[layer], starts[layer + 1])
+            w = e[:, block]
+            w += noise_e[:, block] * _std(w, real[block]) * self.scale
             b = x[:, nodes[layer + 1] : nodes[layer + 2]]
             b += noise_x[:, nodes[layer + 1] : nodes[layer + 2]] * _std(b) * self.scale
         return self.replace(data, view, x=x, e=e)
@@ -68,8 +71,10 @@ class QuantileDropout(GraphAugmentation):
 
     def augment(self, data: Graph, view: GraphView) -> Graph:
         has = view.t.node_param_pos  # node features backed by a parameter (not input neurons)
-        flat_x = view.x.reshape(view.b, -1)
-        mags = torch.cat([view.e.reshape(view.b, -1), flat_x[:, has]], dim=1).abs()
+        flat_x, flat_e = view.x.reshape(view.b, -1), view.e.reshape(view.b, -1)
+        if view.t.edge_param_pos is not None:  # leave a CNN's kernel padding out of the ranking
+            flat_e = flat_e[:, view.t.edge_param_pos]
+        mags = torch.cat([flat_e, flat_x[:, has]], dim=1).abs()
         q = self.uniform(view.b, low=0.0, high=self.max_quantile, device=view.device)
         ranked = mags.sort(dim=1).values
         k = (q * (mags.shape[1] - 1)).long().clamp_(0, mags.shape[1] - 1)
@@ -79,7 +84,15 @@ class QuantileDropout(GraphAugmentation):
         return self.replace(data, view, x=x, e=e)
 
 
-def _std(values: torch.Tensor) -> torch.Tensor:
-    """Per-graph population std of a ``[B, ...]`` block (0 for one value) as ``[B, 1, 1]``."""
+def _std(values: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-graph population std of a ``[B, ...]`` block (0 for one value) as ``[B, 1, 1]``, over
+    the entries where ``real`` (broadcast to the block) is 1."""
+    if real is None:
+        flat = values.reshape(values.shape[0], -1)
+        return flat.std(dim=1, correction=0).view(-1, 1, 1) + 1e-8
+    mask = real.expand_as(values[0]).reshape(1, -1)
     flat = values.reshape(values.shape[0], -1)
-    return flat.std(dim=1, correction=0).view(-1, 1, 1) + 1e-8
+    n = mask.sum()
+    mean = (flat * mask).sum(1, keepdim=True) / n
+    var = (((flat - mean) * mask) ** 2).sum(1) / n
+    return var.sqrt().view(-1, 1, 1) + 1e-8

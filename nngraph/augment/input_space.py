@@ -24,6 +24,8 @@ class Translate(GraphAugmentation):
     """Shift the picture by ``t ~ U(-max_shift, max_shift)`` per input dimension and graph:
     ``b1 -= W1 t``, so the new INR is ``x -> f(x - t)``."""
 
+    families = frozenset({"mlp"})
+
     def __init__(self, max_shift: float = 0.25, **kw: Any) -> None:
         super().__init__(**kw)
         self.max_shift = max_shift
@@ -42,6 +44,8 @@ class Translate(GraphAugmentation):
 class Rotate(GraphAugmentation):
     """Rotate the input coordinates by a random angle in ``[-max_degrees, max_degrees]`` (2-D), or
     about a random axis by such an angle (3-D): ``W1 <- W1 R``, the new INR is ``x -> f(R x)``."""
+
+    families = frozenset({"mlp"})
 
     def __init__(self, max_degrees: float = 30.0, **kw: Any) -> None:
         super().__init__(**kw)
@@ -70,6 +74,8 @@ class Rotate(GraphAugmentation):
 class Scale(GraphAugmentation):
     """Zoom by ``s ~ U(1 - max_scale, 1 + max_scale)`` per graph: ``W1 <- s W1``, the new INR is
     ``x -> f(s x)``."""
+
+    families = frozenset({"mlp"})
 
     def __init__(self, max_scale: float = 0.2, **kw: Any) -> None:
         super().__init__(**kw)

@@ -16,7 +16,7 @@ import torch
 from nngraph.augment.base import GraphAugmentation
 from nngraph.graph.convert import Graph
 from nngraph.graph.relabel import random_relabel
-from nngraph.graph.spec import ROLE_HIDDEN
+from nngraph.graph.spec import ROLE_HIDDEN, ArchSpec
 from nngraph.graph.view import GraphView
 
 __all__ = ["Permute", "PositiveScale", "SirenBias", "SirenNegation"]
@@ -33,6 +33,14 @@ class SirenNegation(GraphAugmentation):
     """Negate each hidden neuron with probability ``p``: ``x *= s``, ``edge *= s[src] s[dst]``."""
 
     activations = frozenset({"sine", "tanh", "identity"})  # odd activations
+
+    def check(self, spec: ArchSpec) -> None:
+        super().check(spec)
+        if spec.has_convolutions and spec.global_pool == "max":
+            raise ValueError(
+                f"SirenNegation changes the function of {spec}: a global max pooling is not odd "
+                "(use global_pool='avg')"
+            )
 
     def __init__(self, p: float = 0.5, **kw: Any) -> None:
         super().__init__(**kw)
@@ -52,6 +60,7 @@ class SirenBias(GraphAugmentation):
     negate its outgoing weights when ``k`` is odd: ``sin(z + k pi) = (-1)^k sin(z)``."""
 
     activations = frozenset({"sine"})
+    families = frozenset({"mlp"})
 
     def __init__(self, k_max: int = 4, **kw: Any) -> None:
         super().__init__(**kw)

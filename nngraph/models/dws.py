@@ -223,6 +223,11 @@ class DWSNet(WeightSpaceModel):
         norm: bool = True,
     ) -> None:
         super().__init__(spec)
+        if spec.family != "mlp":
+            raise ValueError(
+                f"dws is the DWSNets layer for dense networks (family 'mlp'); {spec} has "
+                "convolutions: use model=relational_transformer, pna, mlp or statnn"
+            )
         t = spec.templates
         if t.node_dim != t.edge_dim:
             raise ValueError("dws needs weights and biases of the same feature size")
