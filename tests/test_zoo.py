@@ -10,30 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nngraph.data.sources import ImageSource
 from nngraph.data.store import load_store
 from nngraph.graph import ArchSpec, from_params, to_module
 from nngraph.zoo.build import build_zoo
 from nngraph.zoo.functional import cnn_forward, cnn_init
 from nngraph.zoo.train import HYPERPARAMETERS, sample_hyperparameters
+from tests.helpers import tiny_source
 
 SPEC = ArchSpec.cnn((1, 4, 6), (5, 3), 3, stride=[1, 2])
-
-
-def tiny_source(n: int = 90) -> ImageSource:
-    """Three classes of 8x8 images a CNN can tell apart: a bright row, column or diagonal."""
-    gen = torch.Generator().manual_seed(0)
-    labels = torch.arange(n) % 3
-    images = torch.rand(n, 8, 8, 1, generator=gen) * 0.3
-    for i, c in enumerate(labels.tolist()):
-        k = int(torch.randint(0, 8, (1,), generator=gen))
-        if c == 0:
-            images[i, k, :, 0] += 0.7
-        elif c == 1:
-            images[i, :, k, 0] += 0.7
-        else:
-            images[i, range(8), range(8), 0] += 0.7
-    return ImageSource("tiny", images, labels, torch.arange(n) % 3 == 0, ["row", "col", "diag"])
 
 
 def test_batched_forward_and_gradients_equal_one_module_per_network() -> None:

@@ -1,5 +1,5 @@
 """Models that read neural graphs: relational transformer (dense and sparse attention),
-DWSNets-equivalent message passing, PNA, and the flat-MLP baseline."""
+DWSNets-equivalent message passing, PNA, and the baselines: the flat MLP and StatNN."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from nngraph.models.heads import MLPHead
 from nngraph.models.mlp import FlatMLP
 from nngraph.models.pna import PNANet
 from nngraph.models.relational_transformer import RelationalTransformer, RTLayer
+from nngraph.models.statnn import StatNN
 
 __all__ = [
     "MODELS",
@@ -23,6 +24,7 @@ __all__ = [
     "PNANet",
     "RTLayer",
     "RelationalTransformer",
+    "StatNN",
     "WeightSpaceModel",
     "build_model",
     "check_compatible",
@@ -33,6 +35,7 @@ MODELS: dict[str, type[WeightSpaceModel]] = {
     "dws": DWSNet,
     "pna": PNANet,
     "mlp": FlatMLP,
+    "statnn": StatNN,
 }
 
 

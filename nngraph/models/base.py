@@ -38,6 +38,11 @@ def check_compatible(model_spec: ArchSpec, spec: ArchSpec, *, any_hidden_width: 
             f"activation {spec.activation} (w0={spec.w0:g}) vs {model_spec.activation} "
             f"(w0={model_spec.w0:g})"
         )
+    if (spec.layer_kinds, spec.kernel_sizes) != (model_spec.layer_kinds, model_spec.kernel_sizes):
+        problems.append(
+            f"layers {spec.layer_kinds or 'dense'} / kernels {spec.kernel_sizes or 1} vs "
+            f"{model_spec.layer_kinds or 'dense'} / {model_spec.kernel_sizes or 1}"
+        )
     a, b = spec.layer_sizes, model_spec.layer_sizes
     if len(a) != len(b):
         problems.append(f"{len(a) - 1} weight layers vs {len(b) - 1}")
