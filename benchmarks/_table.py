@@ -104,18 +104,24 @@ def _timed_cell(overrides: list[str]) -> tuple[dict, list[dict], float]:
 
 
 def run_grid(
-    cells: list[tuple[dict, list[str]]], out: Path, run_missing: bool = True, jobs: int = 1
+    cells: list[tuple[dict, list[str]]],
+    out: Path,
+    run_missing: bool = True,
+    jobs: int = 1,
+    metric: str = "test_acc",
 ) -> list:
     """Run every ``(cell, overrides)`` not yet in ``out`` (unless ``run_missing`` is false), in
-    ``jobs`` worker processes of one thread each when ``jobs > 1``; each result is appended to
-    ``out`` as it finishes. Returns the results of the cells that are done, in ``cells`` order."""
+    ``jobs`` worker processes of one thread each when ``jobs > 1``; each result (its ``metric``,
+    every other test metric under ``test``) is appended to ``out`` as it finishes. Returns the
+    results of the cells that are done, in ``cells`` order."""
     done = load_done(out)
     keys = [json.dumps({**cell, "overrides": o}, sort_keys=True) for cell, o in cells]
     todo = [i for i, k in enumerate(keys) if k not in done] if run_missing else []
 
     def record(i: int, summary: dict, curve: list, seconds: float) -> None:
         cell = cells[i][0]
-        result = {"key": keys[i], **cell, "test_acc": summary["test_acc"],
+        tests = {k[5:]: v for k, v in summary.items() if k.startswith("test_")}
+        result = {"key": keys[i], **cell, metric: summary[metric], "test": tests,
                   "best_step": summary["best_step"], "steps": summary["steps"],
                   "seconds": seconds, "curve": curve}  # fmt: skip
         with out.open("a") as f:
@@ -123,7 +129,7 @@ def run_grid(
         done[keys[i]] = result
         best = f"{summary['best_step']}/{summary['steps']}"
         finished = sum(k in done for k in keys)
-        print(f"[{finished}/{len(cells)}] {cell} test_acc={summary['test_acc']:.3f} best step "
+        print(f"[{finished}/{len(cells)}] {cell} {metric}={summary[metric]:.3f} best step "
               f"{best} ({seconds:.0f} s)", flush=True)  # fmt: skip
 
     if jobs <= 1:
@@ -163,27 +169,37 @@ def search_runs(
     return runs
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], scale: float = 100, digits: int = 1) -> str:
+    """``mean ± std`` of ``values * scale`` (one value: itself)."""
     if len(values) == 1:
-        return f"{100 * values[0]:.1f}"
-    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+        return f"{scale * values[0]:.{digits}f}"
+    mean, std = scale * statistics.mean(values), scale * statistics.stdev(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def table(
-    results: list[dict], rows: list[str], cols: list[tuple], col_names: list[str], seeds: int = 3
+    results: list[dict],
+    rows: list[str],
+    cols: list[tuple],
+    col_names: list[str],
+    seeds: int = 3,
+    metric: str = "test_acc",
+    scale: float = 100,
+    digits: int = 1,
 ) -> str:
-    """Markdown: one row per aug, one column per (model, views) pair, test accuracy in %; a cell
-    with fewer than ``seeds`` finished runs says how many it has, an empty one "not run"."""
+    """Markdown: one row per aug, one column per (model, views) pair, ``metric`` (test accuracy
+    in % by default); a cell with fewer than ``seeds`` finished runs says how many it has, an
+    empty one "not run"."""
     lines = ["| aug | " + " | ".join(col_names) + " |", "|---" * (len(cols) + 1) + "|"]
     for aug in rows:
         cells = []
         for col in cols:
             accs = [
-                r["test_acc"]
+                r[metric]
                 for r in results
                 if r["aug"] == aug and (r["model"], r.get("views", 1)) == col
             ]
             note = f" (n={len(accs)})" if 0 < len(accs) < seeds else ""
-            cells.append(mean_std(accs) + note if accs else "not run")
+            cells.append(mean_std(accs, scale, digits) + note if accs else "not run")
         lines.append(f"| {aug} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -39,6 +39,13 @@ def layered_layout(g: nx.DiGraph) -> dict[int, tuple[float, float]]:
     return pos
 
 
+def _edge_scalar(weight: float | list[float]) -> float:
+    if not isinstance(weight, list):
+        return float(weight)
+    w = np.asarray(weight, dtype=float)
+    return float(np.sign(w.sum()) * np.linalg.norm(w))
+
+
 def draw_neural_graph(
     graph: Graph | nx.DiGraph,
     *,
@@ -57,7 +64,8 @@ def draw_neural_graph(
     ax = ax if ax is not None else fig.add_subplot(111)
     pos = layered_layout(g)
     edges = list(g.edges(data=True))
-    weights = np.array([d["weight"] for _, _, d in edges], dtype=float)
+    # a kernel (CNN edge) is drawn by its norm, signed by its sum
+    weights = np.array([_edge_scalar(d["weight"]) for _, _, d in edges], dtype=float)
     layer = np.array([d["layer"] for _, _, d in edges])
     # magnitudes relative to each weight layer's largest (SIREN layers differ in scale by 30x),
     # and thinning per layer, so every layer stays visible
@@ -104,7 +112,9 @@ def draw_neural_graph(
         else ""
     )
     ax.set_title(title or f"{g.graph.get('name', 'neural graph')}{shown}", fontsize=9)
-    ax.set_xlabel("layer (inputs left, outputs right); edges: red > 0, blue < 0, opacity: |w|")
+    vector = bool(edges) and isinstance(edges[0][2]["weight"], list)
+    what = "kernel norm, signed by its sum" if vector else "|w|"
+    ax.set_xlabel(f"layer (inputs left, outputs right); edges: red > 0, blue < 0, opacity: {what}")
     ax.set_yticks([])
     fig.tight_layout()
     return fig

@@ -1,0 +1,95 @@
+"""Predicting a CNN's test accuracy from its weights on the zoo: Kendall's tau on the zoo's test
+split for the graph models, the flat MLP and StatNN, with and without the augmentations that hold
+for CNNs, 3 seeds; StatNN with gradient boosting (Unterthiner et al.'s best) as the bar.
+
+Every cell is one ``train.py data=zoo task=regression`` run (early stopping on validation tau),
+cached in ``results/zoo_table.jsonl`` so a rerun resumes. Builds the default zoo first if it is
+missing (``python -m nngraph.zoo``). Run: ``python -m benchmarks.zoo_table [--jobs 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from benchmarks._table import mean_std, run_grid, table
+from benchmarks._timing import machine
+from nngraph.data.store import load_store
+from nngraph.models.statnn import statnn_baseline
+from nngraph.tasks.regression import regression_metrics
+from nngraph.zoo.build import default_zoo_path
+
+MODELS = ["relational_transformer", "pna", "mlp", "statnn"]
+AUGS = ["none", "permute", "mixup", "mixup_align"]
+#: CPU sizes: small graph models on the zoo's 51-node graphs, probe features on 16 probe images
+SIZES = {
+    "relational_transformer": ["model.kwargs.mode=sparse", "model.kwargs.n_layers=2",
+                               "model.kwargs.d_node=32", "model.kwargs.d_edge=16",
+                               "model.kwargs.d_attn=32", "model.kwargs.heads=4",
+                               "model.kwargs.fourier_dim=0", "model.kwargs.probe_points=16",
+                               "model.kwargs.pooling=mean"],
+    "pna": ["model.kwargs.n_layers=2", "model.kwargs.hidden=32", "model.kwargs.probe_points=16",
+            "model.kwargs.fourier_dim=0", "model.kwargs.pooling=mean"],
+    "mlp": [],
+    "statnn": [],
+}  # fmt: skip
+
+
+def cell_overrides(cell: dict, base: list[str], epochs: int) -> list[str]:
+    named = [f"model={cell['model']}", f"aug={cell['aug']}", f"seed={cell['seed']}"]
+    return [*base, *named, *SIZES[cell["model"]], f"trainer.epochs={epochs}",
+            "trainer.progress=false"]  # fmt: skip
+
+
+def gradient_boosting(zoo: Path, seeds: list[int]) -> list[float]:
+    """Test tau of StatNN with gradient boosting, one fit per seed."""
+    store = load_store(zoo)
+    target = store.columns["test_accuracy"]
+    train, test = store.indices("train"), store.indices("test")
+    taus = []
+    for seed in seeds:
+        pred = statnn_baseline(store.params[train], target[train], store.params[test], store.spec,
+                               seed=seed)  # fmt: skip
+        taus.append(regression_metrics(pred, target[test])["tau"])
+    return taus
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--augs", nargs="+", default=AUGS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
+    ap.add_argument("--out-dir", type=Path, default=Path("results"))
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args()
+    print(machine())
+    zoo = default_zoo_path(args.data_dir, "digits")
+    if not zoo.exists():
+        raise SystemExit(f"no zoo at {zoo}: build it first with `python -m nngraph.zoo`")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    base = [f"data_dir={args.data_dir}", "data=zoo", "task=regression"]
+    cells = [({"model": m, "aug": a, "seed": s}, cell_overrides({"model": m, "aug": a, "seed": s},
+                                                                  base, args.epochs))
+             for a in args.augs for m in args.models for s in args.seeds]  # fmt: skip
+    results = run_grid(cells, args.out_dir / "zoo_table.jsonl", not args.report_only, args.jobs,
+                       metric="test_tau")  # fmt: skip
+    text = table(results, args.augs, [(m, 1) for m in args.models], args.models,
+                 len(args.seeds), metric="test_tau", scale=1, digits=3)  # fmt: skip
+    gbm = gradient_boosting(zoo, args.seeds)
+    store = load_store(zoo)
+    report = (f"Kendall tau of predicted vs true test accuracy on the zoo's test split "
+              f"({len(store.indices('test'))} CNNs of {store.spec}), mean ± std over seeds "
+              f"{args.seeds}; {args.epochs} epochs, early stopping on validation tau\n\n{text}\n\n"
+              f"StatNN with gradient boosting: {mean_std(gbm, 1, 3)}\n")  # fmt: skip
+    print("\n" + report)
+    (args.out_dir / "zoo_table.md").write_text(report)
+    best = max((r["test_tau"] for r in results), default=float("nan"))
+    print(f"ratio={best / statistics.mean(gbm):.3f}")  # best graph-model tau over StatNN-GBM's
+
+
+if __name__ == "__main__":
+    main()
