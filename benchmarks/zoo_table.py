@@ -25,8 +25,9 @@ AUGS = ["none", "permute", "mixup", "mixup_align"]
 #: CPU sizes: small graph models on the zoo's 51-node graphs, probe features on 16 probe images
 SIZES = {
     "relational_transformer": ["model.kwargs.mode=sparse", "model.kwargs.n_layers=2",
-                               "model.kwargs.d_node=32", "model.kwargs.d_edge=16",
-                               "model.kwargs.d_attn=32", "model.kwargs.heads=4",
+                               "model.kwargs.d_node=32", "model.kwargs.d_edge=8",
+                               "model.kwargs.d_attn=16", "model.kwargs.heads=2",
+                               "model.kwargs.d_edge_hidden=16",
                                "model.kwargs.fourier_dim=0", "model.kwargs.probe_points=16",
                                "model.kwargs.pooling=mean"],
     "pna": ["model.kwargs.n_layers=2", "model.kwargs.hidden=32", "model.kwargs.probe_points=16",
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--augs", nargs="+", default=AUGS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
     ap.add_argument("--out-dir", type=Path, default=Path("results"))
     ap.add_argument("--data-dir", default="data")

@@ -143,10 +143,10 @@ class _AdamW:
         self.t += 1
         self.m1.lerp_(grad, 1 - b1)
         self.m2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        m_hat = self.m1 / (1 - b1**self.t)
-        v_hat = self.m2 / (1 - b2**self.t)
-        update = m_hat / (v_hat.sqrt() + self.eps) + self.wd * self.p
-        self.p.sub_(update * (self.lr * active))
+        denom = (self.m2 / (1 - b2**self.t)).sqrt_().add_(self.eps)
+        lr = self.lr * active  # [M, 1]: 0 for runs that have ended
+        self.p.mul_(1 - lr * self.wd)  # decoupled weight decay
+        self.p.sub_(self.m1.div(denom).mul_(lr / (1 - b1**self.t)))
 
 
 @torch.no_grad()
