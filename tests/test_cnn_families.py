@@ -106,3 +106,13 @@ def test_graph_models_are_invariant_to_channel_relabelings(name: str, kwargs: di
 def test_dws_refuses_cnns_with_a_pointer_to_what_works() -> None:
     with pytest.raises(ValueError, match=r"dws is the DWSNets layer for dense networks .* pna"):
         build_model("dws", RELU)
+
+
+def test_sample_init_params_draws_cnns_like_pytorch() -> None:
+    from nngraph.inr import sample_init_params
+
+    params = sample_init_params(RELU, 200, torch.Generator().manual_seed(0))
+    assert params.shape == (200, RELU.num_params)
+    first = params[:, : 4 * 2 * 9]  # conv 2 -> 4, 3x3: U(+-1/sqrt(18)), std 1/sqrt(54)
+    assert abs(float(first.std()) - 54**-0.5) < 0.01
+    assert float(first.abs().max()) <= 18**-0.5

@@ -113,6 +113,12 @@ def sample_init_params(
     (uniform +-1/sqrt(fan_in) for weights and biases) otherwise. One call, no per-network loop."""
     if init not in INITS:
         raise ValueError(f"unknown SIREN init {init!r}; choose one of {', '.join(INITS)}")
+    if spec.family == "cnn":  # PyTorch's Conv2d / Linear default
+        from nngraph.zoo.functional import cnn_init
+
+        return cnn_init(spec, torch.ones(n), generator=generator)
+    if spec.family != "mlp":
+        raise ValueError(f"sample_init_params draws mlp and cnn networks, not {spec}")
     columns = []
     last = spec.n_layers - 1
     for layer, (n_in, n_out) in enumerate(zip(spec.layer_sizes[:-1], spec.layer_sizes[1:])):
