@@ -106,3 +106,12 @@ def test_a_zoo_needs_the_regression_task_and_a_column_it_has(zoo_path, tmp_path)
         train(zoo_path, tmp_path, "task=classification", "model=statnn")
     with pytest.raises(ValueError, match=r"task.target=accuracy is not a column .* test_accuracy"):
         train(zoo_path, tmp_path, "task.target=accuracy", "model=statnn")
+
+
+def test_a_resumed_regression_run_ends_like_an_uninterrupted_one(zoo_path, tmp_path) -> None:
+    extra = ("model=statnn", "trainer.epochs=4", "aug=mixup")
+    whole = train(zoo_path, tmp_path / "whole", *extra)
+    train(zoo_path, tmp_path / "cut", *extra, "trainer.max_steps=7")
+    resumed = train(zoo_path, tmp_path / "cut", *extra, f"trainer.resume={tmp_path / 'cut'}")
+    for key in ("steps", "best_step", "val_tau", "test_tau", "test_rmse"):
+        assert resumed[key] == whole[key], key
