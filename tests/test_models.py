@@ -135,9 +135,11 @@ def test_other_architectures_are_handled_or_rejected_clearly(name):
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ValueError, match="available: dws, mlp, pna, relational_transformer"):
+    with pytest.raises(
+        ValueError, match="available: dws, mlp, pna, relational_transformer, statnn"
+    ):
         build_model("nope", SPECS[0])
-    assert set(MODELS) == {"dws", "mlp", "pna", "relational_transformer"}
+    assert set(MODELS) == {"dws", "mlp", "pna", "relational_transformer", "statnn"}
 
 
 # ---- DWS: the message-passing layer is the full equivariant linear layer -------------------------

@@ -126,7 +126,7 @@ def test_pyproject_ships_every_package_the_configs_and_the_commands() -> None:
     assert listed == found | {"nngraph.configs"}, "a package is missing from pyproject.toml"
     assert project["tool"]["setuptools"]["package-dir"] == {"nngraph.configs": "configs"}
     scripts = project["project"]["scripts"]
-    assert set(scripts) == {"nngraph-train", "nngraph-fit"}
+    assert set(scripts) == {"nngraph-train", "nngraph-fit", "nngraph-zoo"}
 
 
 def test_the_wheel_holds_the_configs(tmp_path: Path) -> None:
@@ -200,5 +200,5 @@ def test_a_task_is_found_by_config_name_or_dotted_path() -> None:
     assert task_class("classification") is TASKS["classification"]
     assert task_class("tests.test_trainer.OutputBias") is OutputBias
     for bad in ("regresion", "tests.test_trainer.nothing", "torch.nn.Linear"):
-        with pytest.raises(ValueError, match="unknown task.*classification, simclr"):
+        with pytest.raises(ValueError, match="unknown task.*classification, regression, simclr"):
             task_class(bad)
