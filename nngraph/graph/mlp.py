@@ -7,20 +7,16 @@ whose attribute is ``W_l[i, j]``; edges are ordered as the weights are flattened
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import torch
 from torch import Tensor, nn
 
 from nngraph.graph.activations import ACTIVATIONS
+from nngraph.graph.layered import layered_templates
 from nngraph.graph.spec import (
-    ROLE_HIDDEN,
-    ROLE_INPUT,
-    ROLE_OUTPUT,
     ArchSpec,
     GraphTemplates,
-    index_runs,
     register_family,
 )
 
@@ -75,59 +71,7 @@ class MLPFamily:
 
     def templates(self, spec: ArchSpec) -> GraphTemplates:
         _check_mlp(spec)
-        sizes = spec.layer_sizes
-        starts = [0]
-        for s in sizes:
-            starts.append(starts[-1] + s)
-        num_nodes = starts[-1]
-        last = len(sizes) - 1
-
-        layer = torch.cat([torch.full((s,), i, dtype=torch.long) for i, s in enumerate(sizes)])
-        node_local = torch.cat([torch.arange(s) for s in sizes])
-        role = torch.full((num_nodes,), ROLE_HIDDEN, dtype=torch.long)
-        role[layer == 0] = ROLE_INPUT
-        role[layer == last] = ROLE_OUTPUT
-        node_param_idx = torch.full((num_nodes, 1), -1, dtype=torch.long)
-
-        src, dst, edge_param, edge_layer, block_start, fan_in = [], [], [], [], [], []
-        offset = edge_offset = 0
-        for l_idx, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-            # edge (i <- j) of this layer is weight W[i, j], flat position i * n_in + j
-            i = torch.arange(n_out).repeat_interleave(n_in)
-            j = torch.arange(n_in).repeat(n_out)
-            src.append(starts[l_idx] + j)
-            dst.append(starts[l_idx + 1] + i)
-            edge_param.append(offset + torch.arange(n_out * n_in))
-            edge_layer.append(torch.full((n_out * n_in,), l_idx, dtype=torch.long))
-            block_start.append(torch.full((n_out * n_in,), edge_offset, dtype=torch.long))
-            fan_in.append(torch.full((n_out * n_in,), n_in, dtype=torch.long))
-            offset += n_out * n_in
-            edge_offset += n_out * n_in
-            bias_nodes = slice(starts[l_idx + 1], starts[l_idx + 2])
-            node_param_idx[bias_nodes, 0] = offset + torch.arange(n_out)
-            offset += n_out
-
-        has_param = node_param_idx >= 0
-        return GraphTemplates(
-            num_nodes=num_nodes,
-            num_edges=edge_offset,
-            num_params=offset,
-            layer_start=tuple(starts),
-            edge_index=torch.stack([torch.cat(src), torch.cat(dst)]),
-            node_param_idx=node_param_idx,
-            edge_param_idx=torch.cat(edge_param).unsqueeze(1),
-            layer=layer,
-            role=role,
-            edge_layer=torch.cat(edge_layer),
-            node_local=node_local,
-            edge_block_start=torch.cat(block_start),
-            edge_fan_in=torch.cat(fan_in),
-            node_has_param=has_param,
-            node_param_flat=node_param_idx[has_param],
-            node_param_pos=has_param.view(-1).nonzero().view(-1),
-            node_runs=index_runs(node_param_idx),
-            edge_runs=index_runs(torch.cat(edge_param)),
-        )
+        return layered_templates(spec.layer_sizes, (1,) * spec.n_layers)  # weights are 1x1
 
     # ---- state dicts --------------------------------------------------------------------------
     def spec_from_state_dict(self, state_dict: dict[str, Tensor]) -> ArchSpec:
