@@ -61,6 +61,8 @@ def test_layer_statistics_are_numpys_and_invariant_to_relabeling() -> None:
     model = build_model("statnn", SPEC).eval()
     h = random_relabel(g, torch.Generator().manual_seed(0))
     torch.testing.assert_close(model(h).graph, model(g).graph)
+    one = model.train()(to_graph_batch(params[:1], SPEC)).graph  # a last batch of one trains
+    assert one.shape == (1, model.out_dim) and bool(torch.isfinite(one).all())
 
 
 SMALL_RT = ("model=relational_transformer", "model.kwargs.mode=sparse", "model.kwargs.n_layers=2",

@@ -9,6 +9,7 @@ fits scikit-learn's gradient boosting on them, the paper's strongest StatNN vari
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nngraph.graph.convert import Graph, params_from_features
@@ -46,8 +47,11 @@ class StatNN(WeightSpaceModel):
 
     def forward(self, batch: Graph) -> Embeddings:
         _, real = self.views(batch)
-        params = params_from_features(real.x, real.e, real.spec)
-        return Embeddings(self.norm(layer_statistics(params, real.spec)))
+        stats = layer_statistics(params_from_features(real.x, real.e, real.spec), real.spec)
+        if self.training and len(stats) == 1:  # a last batch of one has no batch statistics
+            n = self.norm
+            return Embeddings(F.batch_norm(stats, n.running_mean, n.running_var, training=False))
+        return Embeddings(self.norm(stats))
 
 
 def statnn_baseline(
