@@ -18,6 +18,7 @@ from nngraph.align.template import cached_alignment
 from nngraph.augment import build_augmentation
 from nngraph.data.build import build_store, default_store_path
 from nngraph.data.loader import GraphBatches
+from nngraph.data.shapes import SHAPE_SOURCES, ShapeSource, load_shape_source
 from nngraph.data.normalize import cached_layer_stats
 from nngraph.data.sources import ImageSource, load_source
 from nngraph.data.store import INRStore, load_store
@@ -79,8 +80,11 @@ _RULES: list[tuple[str, Any, str, bool]] = [
     ("task.label_smoothing", _fraction, "a fraction in [0, 1)", False),
     ("task.temperature", _positive, "a positive number", False),
     ("task.mixup_min_lam", lambda v: 0 <= v <= 1, "a number in [0, 1]", False),
-    ("fit.steps", _at_least(0), "an integer >= 0", False),
-    ("fit.lr", _positive, "a positive number", False),
+    ("fit.steps", _at_least(0), "an integer >= 0 or null (the data's fit_steps)", True),
+    ("fit.lr", _positive, "a positive number or null (the data's fit_lr)", True),
+    ("fit.target_sign", lambda v: 0 < v <= 1, "a fraction in (0, 1] or null (never early)", True),
+    ("fit.sign_band", _at_least(0), "a distance >= 0", False),
+    ("data.points", _at_least(16), "an integer >= 16", False),
     ("fit.target_psnr", _positive, "a positive PSNR in dB or null (never stop early)", True),
     ("fit.batch_size", _at_least(1), "an integer >= 1 or null (automatic)", True),
     ("fit.chunk_size", _at_least(1), "an integer >= 1", False),
@@ -115,7 +119,7 @@ def data_spec(cfg: DictConfig) -> ArchSpec:
     return ArchSpec.from_dict(plain(cfg.data.arch))
 
 
-def build_source(cfg: DictConfig) -> ImageSource:
+def build_source(cfg: DictConfig) -> ImageSource | ShapeSource:
     """The image source of the ``data`` config (everything but its name, arch, views, splits and
     path are the loader's options)."""
     data = cfg.data
@@ -126,19 +130,36 @@ def build_source(cfg: DictConfig) -> ImageSource:
             f"data={data.name} needs a value for {err.full_key}: pass it on the command line, "
             f"e.g. data={data.name} {err.full_key}=/path/to/images"
         ) from None
-    skip = {"name", "arch", "val_fraction", "split_seed", "views", "path"}
-    return load_source(data.name, **{k: v for k, v in options.items() if k not in skip})
+    skip = {"name", "arch", "val_fraction", "split_seed", "views", "path", "points", "fit_steps",
+            "fit_lr"}  # fmt: skip
+    options = {k: v for k, v in options.items() if k not in skip}
+    if is_shape_source(data.name):
+        return load_shape_source(data.name, **options)
+    return load_source(data.name, **options)
+
+
+def is_shape_source(name: str) -> bool:
+    """Whether ``data=<name>`` is a 3-D shape source (fitted as signed distances)."""
+    import nngraph.data.meshes  # noqa: F401  (registers the mesh sources)
+
+    return name in SHAPE_SOURCES
 
 
 def fit_options(cfg: DictConfig) -> dict[str, Any]:
     """``build_store`` keyword arguments from the ``fit`` and ``data`` configs (the one conversion
     of the fit settings, for ``nngraph-fit`` and for a store fitted on first use)."""
     fit, data = cfg.fit, cfg.data
+    steps = fit.steps if fit.steps is not None else data.get("fit_steps", 1000)
+    lr = fit.lr if fit.lr is not None else data.get("fit_lr", 5e-4)
+    target_sign = fit.get("target_sign", 0.98)
     return {
         "views": int(data.views),
-        "steps": int(fit.steps),
-        "lr": float(fit.lr),
+        "steps": int(steps),
+        "lr": float(lr),
         "target_psnr": None if fit.target_psnr is None else float(fit.target_psnr),
+        "points": int(data.get("points", 2048)),
+        "target_sign": None if target_sign is None else float(target_sign),
+        "sign_band": float(fit.get("sign_band", 0.01)),
         "batch_size": None if fit.batch_size is None else int(fit.batch_size),
         "chunk_size": int(fit.chunk_size),
         "seed": int(fit.seed),

@@ -1,15 +1,19 @@
 """Command line: fit an INR dataset. ``nngraph-fit data=digits data.views=10`` (also
-``python -m nngraph.fit ...``).
+``python -m nngraph.fit ...``; ``torchrun --nproc_per_node=N -m nngraph.fit ...`` splits the
+chunks across N processes, one per GPU, and gives the store one process would make).
 
-Options (Hydra overrides, ``configs/fit.yaml``): ``data=<name>`` (digits, mnist, fashion_mnist,
-cifar10, image_folder) with ``data.root=...``; ``data.views`` (INRs per image); ``fit.steps``,
-``fit.lr``, ``fit.target_psnr``, ``fit.init`` (dwsnets | siren), ``fit.subset=N`` (a seeded random
-N images of each split, for a quick look), ``fit.out=PATH``, ``fit.device=cpu|cuda|auto``,
-``fit.overwrite=true``. Re-running an interrupted command resumes it.
+Options (Hydra overrides, ``configs/fit.yaml``): ``data=<name>`` (images: digits, mnist,
+fashion_mnist, cifar10, image_folder; 3-D shapes as signed distances: shapes, mesh_folder,
+modelnet40) with ``data.root=...``; ``data.views`` (INRs per item); ``fit.steps``, ``fit.lr``,
+``fit.target_psnr`` (images), ``fit.target_sign`` (shapes), ``fit.init`` (dwsnets | siren),
+``fit.subset=N`` (a seeded random N items of each split, for a quick look), ``fit.out=PATH``,
+``fit.device=cpu|cuda|auto``, ``fit.overwrite=true``. Re-running an interrupted command resumes
+it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +24,9 @@ from nngraph import config_dir
 from nngraph.builders import build_source, check_settings, data_spec, fit_options
 from nngraph.data.build import build_store, default_store_path
 from nngraph.data.store import INRStore
+from nngraph.device import pick_device
 from nngraph.io import describe_error
+from nngraph.train.distributed import setup_distributed, teardown_distributed
 
 __all__ = ["main", "run_fit"]
 
@@ -36,7 +42,13 @@ def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
         cfg.data_dir, cfg.data.name, views, fit.subset
     )  # fmt: skip
     options = fit_options(cfg)
-    store = build_store(source, data_spec(cfg), out, progress=bool(fit.progress), **options)
+    dist = setup_distributed(pick_device(str(fit.device), setting="fit.device").type)
+    try:
+        store = build_store(
+            source, data_spec(cfg), out, progress=bool(fit.progress), dist=dist, **options
+        )
+    finally:
+        teardown_distributed()
     return store, out
 
 
@@ -45,6 +57,8 @@ def _fit(cfg: DictConfig) -> None:
         store, out = run_fit(cfg)
     except (ValueError, OSError) as err:  # bad input, unwritable output: say what, no traceback
         sys.exit(f"nngraph-fit: error: {describe_error(err)}")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # the main process reports
     seconds = store.meta.get("fit_seconds", float("nan"))
     print(f"{out}: {store.summary()}")
     print(f"fitting took {seconds:.1f} s ({len(store) / max(seconds, 1e-9):.0f} INRs/s)")

@@ -85,12 +85,16 @@ def test_hand_written_siren_backward_matches_autograd(spec: ArchSpec) -> None:
     )
     coords = coordinate_grid(7, 9)
     target = torch.rand(5, 63, spec.out_dim, generator=gen)
-    mse, grad = _siren_loss_and_grad(params, coords, target, spec)
-    leaf = params.clone().requires_grad_(True)
-    ref = ((mlp_forward(leaf, coords, spec) - target) ** 2).mean(dim=(1, 2))
-    ref.sum().backward()
-    torch.testing.assert_close(mse, ref.detach(), rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(grad, leaf.grad, rtol=1e-4, atol=1e-6)
+    per_row = coords + torch.randn(5, *coords.shape, generator=gen) * 0.1  # SDF fits: own points
+    for points in (coords, per_row):
+        mse, grad, residual = _siren_loss_and_grad(params, points, target, spec, keep_residual=True)
+        leaf = params.clone().requires_grad_(True)
+        out = mlp_forward(leaf, points, spec)
+        ref = ((out - target) ** 2).mean(dim=(1, 2))
+        ref.sum().backward()
+        torch.testing.assert_close(mse, ref.detach(), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(grad, leaf.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(residual, (out - target).detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_relu_inrs_fit_through_autograd(digits) -> None:

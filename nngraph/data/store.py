@@ -152,6 +152,8 @@ class INRStore:
         views = int(self.view.max()) + 1 if len(self) else 0
         finite = self.psnr[torch.isfinite(self.psnr)]
         quality = f", median PSNR {finite.median():.1f} dB" if len(finite) else ""
+        if "sign_agreement" in self.columns and len(self):
+            quality = f", median sign agreement {self.columns['sign_agreement'].median():.3f}"
         return f"{len(self)} INRs of {self.spec} ({counts}; {views} view(s){quality})"
 
 
@@ -283,6 +285,11 @@ def reconstruct(
     The size defaults to the source's image size; any other size samples the INR more finely."""
     if store.spec.family != "mlp":
         raise ValueError(f"reconstruct renders INRs; this store holds {store.spec} networks")
+    if store.meta.get("kind") == "sdf":
+        raise ValueError(
+            "this store holds signed-distance INRs of 3-D shapes: use "
+            "nngraph.viz.reconstruct_mesh / shape_figure to look at them"
+        )
     shape = store.meta.get("image_shape")
     if (height is None or width is None) and not shape:
         raise ValueError("the store does not record an image size; pass height= and width=")

@@ -3,6 +3,7 @@ window). ``python -m nngraph.viz RUN_DIR`` writes a finished run's figures as PN
 
 from nngraph.viz.graph import draw_neural_graph, layered_layout, relabel_figure
 from nngraph.viz.inr import augmentation_figure, mixup_figure, render_graphs
+from nngraph.viz.shapes import Mesh, reconstruct_mesh, sdf_grid, shape_figure, write_ply
 from nngraph.viz.training import (
     confusion_figure,
     curves_figure,
@@ -12,6 +13,7 @@ from nngraph.viz.training import (
 )
 
 __all__ = [
+    "Mesh",
     "augmentation_figure",
     "confusion_figure",
     "curves_figure",
@@ -20,7 +22,11 @@ __all__ = [
     "layered_layout",
     "loss_curves_figure",
     "mixup_figure",
+    "reconstruct_mesh",
     "relabel_figure",
     "render_graphs",
+    "sdf_grid",
+    "shape_figure",
+    "write_ply",
     "write_run_figures",
 ]
