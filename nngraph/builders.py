@@ -18,8 +18,8 @@ from nngraph.align.template import cached_alignment
 from nngraph.augment import build_augmentation
 from nngraph.data.build import build_store, default_store_path
 from nngraph.data.loader import GraphBatches
-from nngraph.data.shapes import SHAPE_SOURCES, ShapeSource, load_shape_source
 from nngraph.data.normalize import cached_layer_stats
+from nngraph.data.shapes import SHAPE_SOURCES, ShapeSource, load_shape_source
 from nngraph.data.sources import ImageSource, load_source
 from nngraph.data.store import INRStore, load_store
 from nngraph.device import pick_device

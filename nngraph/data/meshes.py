@@ -75,7 +75,9 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray, where: str) -> None:
     index no vertex, degenerate (all faces of zero area), or non-manifold (an edge shared by more
     than two faces)."""
     if len(vertices) == 0 or len(faces) == 0:
-        raise ValueError(f"{where}: the mesh is empty ({len(vertices)} vertices, {len(faces)} faces)")
+        raise ValueError(
+            f"{where}: the mesh is empty ({len(vertices)} vertices, {len(faces)} faces)"
+        )
     if not np.isfinite(vertices).all():
         raise ValueError(f"{where}: the mesh has NaN or Inf vertex coordinates")
     if faces.min() < 0 or faces.max() >= len(vertices):

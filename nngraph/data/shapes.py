@@ -257,5 +257,6 @@ def load_shape_source(name: str, **options: object) -> ShapeSource:
     import nngraph.data.meshes  # noqa: F401  (registers mesh_folder and modelnet40)
 
     if name not in SHAPE_SOURCES:
-        raise ValueError(f"unknown shape source {name!r}; known: {', '.join(sorted(SHAPE_SOURCES))}")
+        known = ", ".join(sorted(SHAPE_SOURCES))
+        raise ValueError(f"unknown shape source {name!r}; known: {known}")
     return SHAPE_SOURCES[name](**options)
