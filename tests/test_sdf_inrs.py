@@ -227,3 +227,33 @@ def test_mesh_folder_without_files_or_root_is_explained(tmp_path):
     (tmp_path / "empty_class").mkdir()
     with pytest.raises(ValueError, match="no mesh files"):
         load_mesh_folder(str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def shape_store(tmp_path_factory):
+    source = load_procedural_shapes(items_per_class=12, classes=["sphere", "box", "torus"], seed=0)
+    path = tmp_path_factory.mktemp("shapes") / "shapes.pt"
+    build_store(source, TINY, path, steps=60, lr=1e-3, points=256, progress=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [("model=relational_transformer", "aug=mixup_align", "model.kwargs.n_layers=1",
+      "model.kwargs.d_node=16", "model.kwargs.d_edge=8", "model.kwargs.d_attn=8",
+      "model.kwargs.d_node_hidden=16", "model.kwargs.d_edge_hidden=8", "model.kwargs.heads=2",
+      "model.kwargs.probe_points=16"),
+     ("task=simclr", "model=dws", "model.kwargs.hidden=8", "model.kwargs.n_layers=2",
+      "aug=[rotate,translate,siren_neg]")],
+)  # fmt: skip
+def test_training_runs_unchanged_on_shapes(shape_store, tmp_path, extra):
+    from hydra import compose, initialize_config_dir
+
+    from nngraph.train.run import run
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        cfg = compose("config", overrides=["data=shapes", f"data.path={shape_store}",
+                                           "data.arch.layer_sizes=[3,8,8,1]", "trainer.epochs=2",
+                                           "trainer.progress=false", "seed=0", *extra])  # fmt: skip
+    summary = run(cfg, tmp_path)
+    assert summary["steps"] > 0 and 0 <= summary["test_acc"] <= 1
