@@ -57,10 +57,8 @@ def main() -> None:
     batched_runs, naive_runs = [], []
     for _ in range(args.repeats):  # alternating, so machine noise hits both alike
         batched_runs.append(batched_inr_steps_per_second(points, sdf, args.steps))
-        naive_runs.append(
-            naive_inr_steps_per_second(points[: args.naive_shapes], sdf[: args.naive_shapes],
-                                       args.steps)  # fmt: skip
-        )
+        few = slice(0, args.naive_shapes)
+        naive_runs.append(naive_inr_steps_per_second(points[few], sdf[few], args.steps))
     batched, naive = max(batched_runs), max(naive_runs)
     print(machine())
     print(f"{SPEC}, {args.points} points per shape, {args.steps} Adam steps per INR")
