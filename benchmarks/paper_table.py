@@ -17,7 +17,9 @@ CPU budget by default (small models, raw weights only; ``benchmarks/_table.py``)
 the configured sizes (a GPU job, with ``--trainer paper``).
 Last line: ``ratio=`` best augmentation's mean accuracy / no augmentation's (1 view, mean over
 models).
-Run: ``python -m benchmarks.paper_table``.
+Run: ``python -m benchmarks.paper_table``; the shapes table (3-D SDF INRs, the paper's
+ModelNet40 half): ``python -m benchmarks.paper_table --data shapes --augs none siren_neg mixup
+mixup_align`` (files ``shapes_table.*`` / ``figure1_shapes_<model>.png``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ AUGS = ["none", "siren_neg", "gaussian_noise", "translate", "mixup", "mixup_perm
 def overfitting_points(args: argparse.Namespace, base: list[str]) -> dict[str, int]:
     """Each model's ``S``: where validation loss of its no-augmentation search run bottoms out."""
     runs = search_runs(args.models, base, args.search_steps, args.eval_every, args.full,
-                       args.out_dir / "paper_table.jsonl", args.jobs,
+                       args.out_dir / f"{args.prefix}.jsonl", args.jobs,
                        not args.report_only)  # fmt: skip
     points = {}
     for r in runs:
@@ -54,7 +56,7 @@ def _one_per_step(curve: list[dict]) -> list[dict]:
     return [r for i, r in enumerate(curve) if i == 0 or r["step"] != curve[i - 1]["step"]]
 
 
-def figure1(results: list[dict], model: str, path: Path) -> None:
+def figure1(results: list[dict], model: str, path: Path, data: str = "digits") -> None:
     """Train and validation loss of seed 0, 1 view: no augmentation vs aligned MixUp."""
     from nngraph.viz import loss_curves_figure
 
@@ -62,7 +64,7 @@ def figure1(results: list[dict], model: str, path: Path) -> None:
             if r["model"] == model and r["views"] == 1 and r["seed"] == 0}  # fmt: skip
     chosen = {name: runs[name] for name in ("none", "mixup_align") if name in runs}
     if chosen:
-        fig = loss_curves_figure(chosen, title=f"{model}, digits, 1 view")
+        fig = loss_curves_figure(chosen, title=f"{model}, {data}, 1 view")
         fig.savefig(path, dpi=120)
 
 
@@ -104,6 +106,7 @@ def main() -> None:
     ap.add_argument("--trainer", default="default")
     ap.add_argument("--out-dir", type=Path, default=Path("results"))
     ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--data", default="digits", help="the data config (digits, shapes, ...)")
     ap.add_argument("--report-only", action="store_true",
                     help="only tabulate the cells already in the results file")  # fmt: skip
     args = ap.parse_args()
@@ -112,6 +115,9 @@ def main() -> None:
     print(machine())
     args.out_dir.mkdir(parents=True, exist_ok=True)
     base = [f"trainer={args.trainer}", f"data_dir={args.data_dir}"]
+    if args.data != "digits":  # (digits cells keep the keys of the results they already have)
+        base.append(f"data={args.data}")
+    args.prefix = "paper_table" if args.data == "digits" else f"{args.data}_table"
     start = time.perf_counter()
     points = overfitting_points(args, base)
     cells = []  # one view first, then more views, "none" first: what the claims need comes first
@@ -123,7 +129,8 @@ def main() -> None:
                     cell = {"model": m, "aug": a, "views": v, "seed": s}
                     cells.append((cell, cell_overrides(cell, base, steps, args.eval_every,
                                                        args.full)))  # fmt: skip
-    results = run_grid(cells, args.out_dir / "paper_table.jsonl", not args.report_only, args.jobs)
+    results = run_grid(cells, args.out_dir / f"{args.prefix}.jsonl", not args.report_only,
+                       args.jobs)  # fmt: skip
     minutes = (time.perf_counter() - start) / 60  # this invocation; cost() adds up every cell
     cols = [(m, v) for m in args.models for v in args.views]
     names = [f"{m} ({v} view{'s' if v > 1 else ''})" for m, v in cols]
@@ -134,9 +141,12 @@ def main() -> None:
               f"{minutes:.1f} min this run\n\n{cost(results, cells, args.jobs)}\n\n"
               f"{text}\n")  # fmt: skip
     print("\n" + report)
-    (args.out_dir / "table1.md").write_text(report)
+    (args.out_dir / ("table1.md" if args.data == "digits" else f"{args.prefix}.md")).write_text(
+        report
+    )
     for m in args.models:
-        figure1(results, m, args.out_dir / f"figure1_{m}.png")
+        name = f"figure1_{m}.png" if args.data == "digits" else f"figure1_{args.data}_{m}.png"
+        figure1(results, m, args.out_dir / name, args.data)
 
     def mean(aug: str) -> float:
         accs = [r["test_acc"] for r in results if r["aug"] == aug and r["views"] == min(args.views)]
