@@ -67,6 +67,7 @@ def _fraction(v: Any) -> bool:
 #: (config key, test, what is allowed): checked before any work; None passes where allowed
 _RULES: list[tuple[str, Any, str, bool]] = [
     ("data.views", _at_least(1), "an integer >= 1", False),
+    ("fit.views", _at_least(1), "an integer >= 1 or null (data.views)", True),
     ("data.val_fraction", _fraction, "a fraction in [0, 1)", False),
     ("trainer.epochs", _at_least(1), "an integer >= 1", False),
     ("trainer.batch_size", _at_least(1), "an integer >= 1", False),
@@ -152,8 +153,9 @@ def fit_options(cfg: DictConfig) -> dict[str, Any]:
     steps = fit.steps if fit.steps is not None else data.get("fit_steps", 1000)
     lr = fit.lr if fit.lr is not None else data.get("fit_lr", 5e-4)
     target_sign = fit.get("target_sign", 0.98)
+    views = fit.get("views") if fit.get("views") is not None else data.views
     return {
-        "views": int(data.views),
+        "views": int(views),
         "steps": int(steps),
         "lr": float(lr),
         "target_psnr": None if fit.target_psnr is None else float(fit.target_psnr),

@@ -4,11 +4,11 @@ chunks across N processes, one per GPU, and gives the store one process would ma
 
 Options (Hydra overrides, ``configs/fit.yaml``): ``data=<name>`` (images: digits, mnist,
 fashion_mnist, cifar10, image_folder; 3-D shapes as signed distances: shapes, mesh_folder,
-modelnet40) with ``data.root=...``; ``data.views`` (INRs per item); ``fit.steps``, ``fit.lr``,
-``fit.target_psnr`` (images), ``fit.target_sign`` (shapes), ``fit.init`` (dwsnets | siren),
-``fit.subset=N`` (a seeded random N items of each split, for a quick look), ``fit.out=PATH``,
-``fit.device=cpu|cuda|auto``, ``fit.overwrite=true``. Re-running an interrupted command resumes
-it.
+modelnet40) with ``data.root=...``; ``data.views`` or ``fit.views`` (INRs per item);
+``fit.steps``, ``fit.lr``, ``fit.target_psnr`` (images), ``fit.target_sign`` (shapes),
+``fit.init`` (dwsnets | siren), ``fit.subset=N`` (a seeded random N items of each split, for a
+quick look), ``fit.out=PATH``, ``fit.device=cpu|cuda|auto``, ``fit.overwrite=true``. Re-running
+an interrupted command resumes it.
 """
 
 from __future__ import annotations
@@ -34,14 +34,13 @@ __all__ = ["main", "run_fit"]
 def run_fit(cfg: DictConfig) -> tuple[INRStore, Path]:
     """Fit the configured source into a store; returns it and where it was written."""
     check_settings(cfg)  # every setting in range before any work or write
-    fit, views = cfg.fit, int(cfg.data.views)
+    fit, options = cfg.fit, fit_options(cfg)
     source = build_source(cfg)
     if fit.subset:
         source = source.subset(int(fit.subset))
     out = Path(fit.out) if fit.out else default_store_path(
-        cfg.data_dir, cfg.data.name, views, fit.subset
+        cfg.data_dir, cfg.data.name, options["views"], fit.subset
     )  # fmt: skip
-    options = fit_options(cfg)
     dist = setup_distributed(pick_device(str(fit.device), setting="fit.device").type)
     try:
         store = build_store(

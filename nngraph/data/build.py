@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -29,7 +29,9 @@ from nngraph.inr.fit import FitResult, check_images, fit_inrs
 from nngraph.inr.fit_sdf import fit_sdf_inrs
 from nngraph.inr.siren import INITS
 from nngraph.io import OutputLock, atomic_torch_save, load_torch_file
-from nngraph.train.distributed import DistInfo
+
+if TYPE_CHECKING:  # (a runtime import would cycle through nngraph.train's package)
+    from nngraph.train.distributed import DistInfo
 
 __all__ = ["build_store", "default_store_path"]
 
@@ -76,7 +78,7 @@ def build_store(
     process's place under ``torchrun`` (default: alone).
     """
     out = Path(out).expanduser()
-    dist = dist or DistInfo()
+    dist = dist or _alone()
     shapes = isinstance(source, ShapeSource)
     # every check before anything is written: bad input leaves no parts behind
     if shapes:
@@ -119,6 +121,12 @@ def build_store(
                                   progress, dist)  # fmt: skip
     with OutputLock(out.with_name(f".{out.name}.lock"), f"the store {out}"):
         return _build_or_open(source, spec, out, parts, settings, fit_options, overwrite, progress)
+
+
+def _alone() -> DistInfo:
+    from nngraph.train.distributed import DistInfo
+
+    return DistInfo()
 
 
 def _check_shape_settings(
@@ -206,7 +214,7 @@ def _fit_chunks(
 ) -> list[tuple[int, range]]:  # fmt: skip
     """Fit every chunk of items not yet written under ``parts`` (each chunk one atomic file) that
     is this process's share; returns all chunks as ``(number, item range)``."""
-    dist = dist or DistInfo()
+    dist = dist or _alone()
     m = len(source)
     per_chunk = max(1, chunk_size // views)
     chunks = [(c, range(lo, min(lo + per_chunk, m))) for c, lo in enumerate(range(0, m, per_chunk))]

@@ -48,6 +48,9 @@ class ImageSource:
                 f"{tuple(self.is_test.shape)}"
             )
 
+    def __len__(self) -> int:
+        return len(self.images)
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
