@@ -101,6 +101,13 @@ def test_ply_export_and_figure(fitted, tmp_path):
     fig = shape_figure([mesh, reconstruct_mesh(torch.zeros(SPEC.num_params), SPEC, 8)],
                        ["fit", "flat"])  # fmt: skip
     assert len(fig.axes) == 2
+    from nngraph.viz import shape_augmentation_figure, shape_mixup_figure
+
+    fig = shape_augmentation_figure(result.params[1], SPEC, ("rotate", "scale"), resolution=16)
+    assert [ax.get_title() for ax in fig.axes] == ["original", "rotate", "scale"]
+    fig = shape_mixup_figure(result.params[1], result.params[2], SPEC, lams=(1.0, 0.5),
+                             resolution=16)  # fmt: skip
+    assert len(fig.axes) == 4
     with pytest.raises(ValueError, match="3 inputs to 1 output"):
         sdf_grid(torch.zeros(ArchSpec.siren().num_params), ArchSpec.siren())
 

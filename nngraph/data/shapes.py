@@ -198,7 +198,7 @@ def _draw_params(kind: str, n: int, gen: torch.Generator) -> Tensor:
 
 
 def load_procedural_shapes(
-    items_per_class: int = 100,
+    items_per_class: int = 60,
     classes: list[str] | tuple[str, ...] | None = None,
     test_every: int = 5,
     seed: int = 0,

@@ -3,7 +3,15 @@ window). ``python -m nngraph.viz RUN_DIR`` writes a finished run's figures as PN
 
 from nngraph.viz.graph import draw_neural_graph, layered_layout, relabel_figure
 from nngraph.viz.inr import augmentation_figure, mixup_figure, render_graphs
-from nngraph.viz.shapes import Mesh, reconstruct_mesh, sdf_grid, shape_figure, write_ply
+from nngraph.viz.shapes import (
+    Mesh,
+    reconstruct_mesh,
+    sdf_grid,
+    shape_augmentation_figure,
+    shape_figure,
+    shape_mixup_figure,
+    write_ply,
+)
 from nngraph.viz.training import (
     confusion_figure,
     curves_figure,
@@ -26,7 +34,9 @@ __all__ = [
     "relabel_figure",
     "render_graphs",
     "sdf_grid",
+    "shape_augmentation_figure",
     "shape_figure",
+    "shape_mixup_figure",
     "write_ply",
     "write_run_figures",
 ]

@@ -23,7 +23,10 @@ from nngraph.graph.spec import ArchSpec
 from nngraph.inr.functional import mlp_forward
 from nngraph.io import atomic_write
 
-__all__ = ["Mesh", "grid_points", "reconstruct_mesh", "sdf_grid", "shape_figure", "write_ply"]
+__all__ = [
+    "Mesh", "grid_points", "reconstruct_mesh", "sdf_grid", "shape_augmentation_figure",
+    "shape_figure", "shape_mixup_figure", "write_ply",
+]  # fmt: skip
 
 
 @dataclass
@@ -125,3 +128,45 @@ def shape_figure(
         _draw(ax, mesh, color, titles[i] if titles else "")
     fig.tight_layout()
     return fig
+
+
+def shape_augmentation_figure(
+    params: Tensor,
+    spec: ArchSpec,
+    augmentations: Sequence[str] = ("rotate", "translate", "scale", "siren_neg"),
+    *,
+    seed: int = 0,
+    resolution: int = 40,
+    **options: object,
+) -> Figure:
+    """One SDF INR and what each named augmentation does to its surface (one column each);
+    ``options`` go to every augmentation (e.g. ``max_degrees=90``)."""
+    from nngraph.augment import build_augmentation
+    from nngraph.graph.convert import to_graph_batch, to_params
+
+    g = to_graph_batch(params.reshape(1, -1), spec)
+    meshes, titles = [reconstruct_mesh(params, spec, resolution)], ["original"]
+    for name in augmentations:
+        aug = build_augmentation(name, seed=seed, **options)
+        meshes.append(reconstruct_mesh(to_params(aug(g))[0], spec, resolution))
+        titles.append(name)
+    return shape_figure(meshes, titles, color="tab:orange")
+
+
+def shape_mixup_figure(
+    a: Tensor,
+    b: Tensor,
+    spec: ArchSpec,
+    *,
+    lams: Sequence[float] = (1.0, 0.75, 0.5, 0.25, 0.0),
+    resolution: int = 40,
+) -> Figure:
+    """Surfaces of ``lam * a + (1 - lam) * b``: plain (top row) and with ``b``'s neurons aligned
+    to ``a``'s by weight matching first (bottom row), the paper's aligned MixUp."""
+    from nngraph.align import apply_perms, weight_matching
+
+    aligned = apply_perms(b, weight_matching(a, b, spec), spec)
+    meshes = [reconstruct_mesh(lam * a + (1 - lam) * other, spec, resolution)
+              for other in (b, aligned) for lam in lams]  # fmt: skip
+    titles = [f"{kind} λ={lam:g}" for kind in ("plain", "aligned") for lam in lams]
+    return shape_figure(meshes, titles, cols=len(lams), color="tab:green")
