@@ -159,7 +159,11 @@ class ProceduralShapes(ShapeSource):
 
 
 def sample_near_surface(
-    sdf, count: int, sigmas: tuple[float, ...], gen: torch.Generator, projections: int = 2
+    sdf: Callable[[Tensor], Tensor],
+    count: int,
+    sigmas: tuple[float, ...],
+    gen: torch.Generator,
+    projections: int = 2,
 ) -> Tensor:
     """``count`` points near the zero level set of ``sdf`` (``[Q, 3] -> [Q]``, exact distances):
     points uniform in the box projected onto the surface along the gradient
