@@ -21,7 +21,8 @@ from nngraph.inr.functional import coordinate_grid, mlp_forward
 from nngraph.inr.siren import sample_init_params
 
 __all__ = [
-    "FitResult", "StopRule", "auto_batch_size", "auto_device", "check_images", "fit_inrs",
+    "FitResult", "StopRule", "auto_batch_size", "auto_device", "check_fit_arguments",
+    "check_images", "fit_inrs",
     "fit_rows", "psnr", "psnr_rule",
 ]  # fmt: skip
 
@@ -89,6 +90,15 @@ def check_images(images: Tensor, spec: ArchSpec) -> Tensor:
     return images.float()
 
 
+def check_fit_arguments(views: int, steps: int, batch_size: int, check_every: int) -> None:
+    """The counts every batched fit takes, refused before any work when out of range."""
+    if views < 1 or steps < 0 or batch_size < 1 or check_every < 1:
+        raise ValueError(
+            f"need views >= 1, steps >= 0, batch_size >= 1, check_every >= 1; got views={views}, "
+            f"steps={steps}, batch_size={batch_size}, check_every={check_every}"
+        )
+
+
 def fit_inrs(
     images: Tensor,
     spec: ArchSpec,
@@ -119,11 +129,7 @@ def fit_inrs(
     m, height, width, channels = images.shape
     if batch_size is None:
         batch_size = auto_batch_size(spec, height * width, dev)
-    if views < 1 or steps < 0 or batch_size < 1 or check_every < 1:
-        raise ValueError(
-            f"need views >= 1, steps >= 0, batch_size >= 1, check_every >= 1; got views={views}, "
-            f"steps={steps}, batch_size={batch_size}, check_every={check_every}"
-        )
+    check_fit_arguments(views, steps, batch_size, check_every)
     n = m * views
     # every init drawn up front, so a row's init does not depend on batch_size
     inits = sample_init_params(spec, n, torch.Generator().manual_seed(seed), init)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
-from nngraph.inr.fit import FitResult, StopRule, auto_batch_size, fit_rows
+from nngraph.inr.fit import FitResult, StopRule, auto_batch_size, check_fit_arguments, fit_rows
 from nngraph.inr.siren import sample_init_params
 
 __all__ = ["check_sdf_samples", "fit_sdf_inrs", "sign_agreement", "sign_rule"]
@@ -83,11 +83,7 @@ def fit_sdf_inrs(
     m, q = points.shape[:2]
     if batch_size is None:
         batch_size = auto_batch_size(spec, q, dev)
-    if views < 1 or steps < 0 or batch_size < 1 or check_every < 1:
-        raise ValueError(
-            f"need views >= 1, steps >= 0, batch_size >= 1, check_every >= 1; got views={views}, "
-            f"steps={steps}, batch_size={batch_size}, check_every={check_every}"
-        )
+    check_fit_arguments(views, steps, batch_size, check_every)
     n = m * views
     inits = sample_init_params(spec, n, torch.Generator().manual_seed(seed), init)
     out = (torch.empty(n, spec.num_params), torch.empty(n), torch.empty(n, dtype=torch.long))
