@@ -86,6 +86,7 @@ _RULES: list[tuple[str, Any, str, bool]] = [
     ("fit.target_sign", lambda v: 0 < v <= 1, "a fraction in (0, 1] or null (never early)", True),
     ("fit.sign_band", _at_least(0), "a distance >= 0", False),
     ("data.points", _at_least(16), "an integer >= 16", False),
+    ("data.points_per_step", _at_least(1), "an integer >= 1 or null (all points)", True),
     ("fit.target_psnr", _positive, "a positive PSNR in dB or null (never stop early)", True),
     ("fit.batch_size", _at_least(1), "an integer >= 1 or null (automatic)", True),
     ("fit.chunk_size", _at_least(1), "an integer >= 1", False),
@@ -131,8 +132,8 @@ def build_source(cfg: DictConfig) -> ImageSource | ShapeSource:
             f"data={data.name} needs a value for {err.full_key}: pass it on the command line, "
             f"e.g. data={data.name} {err.full_key}=/path/to/images"
         ) from None
-    skip = {"name", "arch", "val_fraction", "split_seed", "views", "path", "points", "fit_steps",
-            "fit_lr"}  # fmt: skip
+    skip = {"name", "arch", "val_fraction", "split_seed", "views", "path", "points",
+            "points_per_step", "fit_steps", "fit_lr"}  # fmt: skip
     options = {k: v for k, v in options.items() if k not in skip}
     if is_shape_source(data.name):
         return load_shape_source(data.name, **options)
@@ -154,12 +155,14 @@ def fit_options(cfg: DictConfig) -> dict[str, Any]:
     lr = fit.lr if fit.lr is not None else data.get("fit_lr", 5e-4)
     target_sign = fit.get("target_sign", 0.98)
     views = fit.get("views") if fit.get("views") is not None else data.views
+    per_step = data.get("points_per_step")
     return {
         "views": int(views),
         "steps": int(steps),
         "lr": float(lr),
         "target_psnr": None if fit.target_psnr is None else float(fit.target_psnr),
         "points": int(data.get("points", 2048)),
+        "points_per_step": None if per_step is None else int(per_step),
         "target_sign": None if target_sign is None else float(target_sign),
         "sign_band": float(fit.get("sign_band", 0.01)),
         "batch_size": None if fit.batch_size is None else int(fit.batch_size),

@@ -31,7 +31,7 @@ TINY = ArchSpec((3, 8, 8, 1), activation="sine", w0=30.0, out_offset=0.0)
 def fitted():
     source = load_procedural_shapes(items_per_class=1, classes=["sphere", "box", "torus"], seed=2)
     points, sdf = source.sample(torch.arange(3), 2048, seed=0)
-    result = fit_sdf_inrs(points, sdf, SPEC, steps=500, lr=1e-3, target_sign=None,
+    result = fit_sdf_inrs(points, sdf, SPEC, steps=1000, lr=1e-3, target_sign=None,
                           progress=False, init="dwsnets")  # fmt: skip
     return source, result
 
@@ -59,6 +59,24 @@ def test_an_unfitted_inr_disagrees_and_the_metric_counts_signs():
     out = torch.tensor([[[-0.5], [0.2], [-0.01], [-1.0]]])
     assert float(sign_agreement(out, target)) == 0.5
     assert float(sign_agreement(out, target, band=0.01)) == pytest.approx(2 / 3)
+
+
+def test_point_minibatches_do_not_depend_on_which_rows_share_a_batch():
+    source = _tiny_shapes()
+    points, sdf = source.sample(torch.arange(5), 256, seed=0)
+    kw = dict(steps=40, lr=1e-3, target_sign=0.9, check_every=5, progress=False, seed=1)
+    a = fit_sdf_inrs(points, sdf, TINY, batch_size=2, points_per_step=64, **kw)
+    b = fit_sdf_inrs(points, sdf, TINY, batch_size=5, points_per_step=64, **kw)
+    assert torch.equal(a.steps, b.steps)
+    torch.testing.assert_close(a.params, b.params, rtol=1e-5, atol=1e-6)
+    full = fit_sdf_inrs(points, sdf, TINY, batch_size=5, points_per_step=None, **kw)
+    assert not torch.allclose(full.params, b.params)  # the minibatches were used
+    # the reported sign agreement is over all of a shape's points, not the last minibatch
+    out = mlp_forward(b.params, points, TINY)
+    torch.testing.assert_close(b.psnr, sign_agreement(out, sdf.unsqueeze(-1), 0.01), atol=1e-4,
+                               rtol=0)  # fmt: skip
+    with pytest.raises(ValueError, match="points_per_step"):
+        fit_sdf_inrs(points, sdf, TINY, points_per_step=0, **kw)
 
 
 @pytest.mark.parametrize("name", ["rotate", "translate", "scale"])
@@ -148,6 +166,8 @@ def test_shape_store_builds_resumes_and_is_refused_for_other_settings(tmp_path):
         build_store(source, ArchSpec.siren(), tmp_path / "x.pt", **kw)
     with pytest.raises(ValueError, match="points >= 16"):
         build_store(source, TINY, tmp_path / "x.pt", **{**kw, "points": 4})
+    with pytest.raises(ValueError, match="points_per_step >= 1"):
+        build_store(source, TINY, tmp_path / "x.pt", **{**kw, "points_per_step": 0})
 
 
 def test_two_process_torchrun_fit_equals_one_process(tmp_path):

@@ -63,6 +63,7 @@ def build_store(
     overwrite: bool = False,
     init: str = "dwsnets",
     points: int = 2048,
+    points_per_step: int | None = 512,
     target_sign: float | None = 0.98,
     sign_band: float = 0.01,
     dist: DistInfo | None = None,
@@ -73,7 +74,8 @@ def build_store(
     An existing store made with the same settings is returned as it is (``overwrite`` refits);
     one made with other settings is an error, so a cache never silently serves the wrong data.
     ``init`` is the SIREN init convention (``"dwsnets"``, as the published INR datasets). Image
-    INRs stop at ``target_psnr``; SDF INRs are fitted on ``points`` samples per shape and stop
+    INRs stop at ``target_psnr``; SDF INRs are fitted on ``points`` samples per shape (a random
+    ``points_per_step`` of them a step; ``None``: all) and stop
     at ``target_sign`` sign agreement (off a ``sign_band`` around the surface). ``dist``: this
     process's place under ``torchrun`` (default: alone).
     """
@@ -82,7 +84,7 @@ def build_store(
     shapes = isinstance(source, ShapeSource)
     # every check before anything is written: bad input leaves no parts behind
     if shapes:
-        _check_shape_settings(spec, points, target_sign, sign_band)
+        _check_shape_settings(spec, points, points_per_step, target_sign, sign_band)
     else:
         check_images(source.images, spec)
     if init not in INITS:
@@ -105,9 +107,10 @@ def build_store(
     fit_options = {"steps": steps, "lr": lr, "batch_size": batch_size, "seed": seed,
                    "device": device, "init": init}  # fmt: skip
     if shapes:
-        settings.update(content=source.fingerprint(), points=points, target_sign=target_sign,
-                        sign_band=sign_band)  # fmt: skip
-        fit_options.update(points=points, target_sign=target_sign, sign_band=sign_band)
+        shape_options = dict(points=points, points_per_step=points_per_step,
+                             target_sign=target_sign, sign_band=sign_band)  # fmt: skip
+        settings.update(content=source.fingerprint(), **shape_options)
+        fit_options.update(shape_options)
     else:
         settings.update(image_shape=list(source.image_shape), content=source_fingerprint(source),
                         target_psnr=target_psnr)  # fmt: skip
@@ -130,17 +133,23 @@ def _alone() -> DistInfo:
 
 
 def _check_shape_settings(
-    spec: ArchSpec, points: int, target_sign: float | None, sign_band: float
+    spec: ArchSpec, points: int, per_step: int | None, target_sign: float | None, sign_band: float
 ) -> None:
     if spec.in_dim != 3 or spec.out_dim != 1:
         raise ValueError(
             f"SDF INRs map 3-D points to one distance, but {spec} has {spec.in_dim} inputs and "
             f"{spec.out_dim} outputs: use layer sizes [3, ..., 1] (data.arch.layer_sizes)"
         )
-    if points < 16 or not sign_band >= 0 or (target_sign is not None and not 0 < target_sign <= 1):
+    if (
+        points < 16
+        or (per_step is not None and per_step < 1)
+        or not sign_band >= 0
+        or (target_sign is not None and not 0 < target_sign <= 1)
+    ):
         raise ValueError(
-            f"need points >= 16, sign_band >= 0 and target_sign in (0, 1] (or None); got "
-            f"points={points}, sign_band={sign_band}, target_sign={target_sign}"
+            f"need points >= 16, points_per_step >= 1 (or None), sign_band >= 0 and target_sign "
+            f"in (0, 1] (or None); got points={points}, points_per_step={per_step}, "
+            f"sign_band={sign_band}, target_sign={target_sign}"
         )
 
 

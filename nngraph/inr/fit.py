@@ -21,9 +21,8 @@ from nngraph.inr.functional import coordinate_grid, mlp_forward
 from nngraph.inr.siren import sample_init_params
 
 __all__ = [
-    "FitResult", "StopRule", "auto_batch_size", "auto_device", "check_fit_arguments",
-    "check_images", "fit_inrs",
-    "fit_rows", "psnr", "psnr_rule",
+    "FitResult", "PointMinibatch", "StopRule", "auto_batch_size", "auto_device",
+    "check_fit_arguments", "check_images", "fit_inrs", "fit_rows", "psnr", "psnr_rule",
 ]  # fmt: skip
 
 auto_device = pick_device  # its old name
@@ -161,6 +160,24 @@ def fit_inrs(
     return FitResult(out_params, out_psnr, out_steps, time.perf_counter() - start)
 
 
+class PointMinibatch:
+    """A random ``size`` of each row's ``Q`` points per step, the same indices for every row at
+    a step (rows own their points, so each still sees a random subset). Seeded: a row's fit does
+    not depend on which rows share its batch."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def take(self, coords: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """This step's points of ``coords [A, Q, d]`` (or shared ``[Q, d]``) and ``target``."""
+        q = target.shape[1]
+        if self.size >= q:
+            return coords, target
+        index = torch.randperm(q, generator=self.generator)[: self.size].to(target.device)
+        return coords[..., index, :], target[:, index]
+
+
 @dataclass(frozen=True)
 class StopRule:
     """When an INR is done: ``metric(mse [A], residual [A, Q, C], target [A, Q, C]) -> [A]``
@@ -191,10 +208,12 @@ def fit_rows(
     out: tuple[Tensor, Tensor, Tensor],
     bar: tqdm,
     done: list[Tensor],
+    minibatch: PointMinibatch | None = None,
 ) -> None:
     """Adam on ``params [A, P]`` (hand-written so finished rows can leave the optimiser state).
     ``coords`` are shared ``[Q, d]`` or per row ``[A, Q, d]``; finished rows write their
-    parameters, metric and step count into ``out`` at ``rows``."""
+    parameters, metric and step count into ``out`` at ``rows``. With a ``minibatch``, steps
+    between checks see a random subset of the points; checks (and the last step) see them all."""
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     exp_avg = torch.zeros_like(params)
     exp_avg_sq = torch.zeros_like(params)
@@ -216,9 +235,14 @@ def fit_rows(
     for step in range(steps + 1):
         last = step == steps
         check = last or (stop.threshold is not None and step % check_every == 0)
+        if check or minibatch is None:
+            step_coords, step_target = coords, target
+        else:
+            step_coords, step_target = minibatch.take(coords, target)
         mse, grad, residual = _loss_and_grad(
-            params, coords, target, spec, work, keep_residual=check and stop.needs_residual
-        )
+            params, step_coords, step_target, spec, work,
+            keep_residual=check and stop.needs_residual,
+        )  # fmt: skip
         if check:
             values = stop.metric(mse, residual, target)
             keep = torch.zeros_like(values, dtype=torch.bool) if last else values < stop.threshold
@@ -264,15 +288,11 @@ class _Workspace:
         self._buffers: dict[str, Tensor] = {}
 
     def get(self, name: str, rows: int, *shape: int, like: Tensor) -> Tensor:
-        buf = self._buffers.get(name)
-        if (
-            buf is None
-            or buf.shape[0] < rows
-            or buf.shape[1:] != shape
-            or buf.device != like.device
-        ):
+        key = (name, *shape)  # minibatch and full-set steps keep their own buffers
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[0] < rows or buf.device != like.device:
             buf = torch.empty(rows, *shape, dtype=like.dtype, device=like.device)
-            self._buffers[name] = buf
+            self._buffers[key] = buf
         return buf[:rows]
 
 
