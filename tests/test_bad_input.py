@@ -258,6 +258,12 @@ def test_nonsense_settings_are_named_before_any_work(override: str) -> None:
         check_settings(_cfg(override))
 
 
+def test_shape_fit_settings_are_checked_too() -> None:
+    for override in ("data.points_per_step=0", "data.points=4", "fit.target_sign=1.5"):
+        with pytest.raises(ValueError, match=rf"^{override.split('=')[0]}="):
+            check_settings(_cfg("data=shapes", override, name="fit"))
+
+
 def test_simclr_settings_are_checked_too() -> None:
     for override in ("task.temperature=0", "task.mixup_min_lam=1.5"):
         with pytest.raises(ValueError, match=override.split("=")[0]):
