@@ -48,11 +48,13 @@ BUDGET = {
 }
 
 
-def cell_overrides(cell: dict, base: list[str], steps: int, eval_every: int, full: bool) -> list:
+def cell_overrides(
+    cell: dict, base: list[str], steps: int, eval_every: int, full: bool, extra: tuple = ()
+) -> list:
     """Hydra overrides of one cell: its model, augmentation, views and seed, ``steps`` training
     steps (``trainer.epochs`` large enough, ``trainer.max_steps`` stops it), evaluated every
     ``eval_every`` steps (the best-validation checkpoint is tested), linear warmup over a tenth
-    of the steps (at most 200)."""
+    of the steps (at most 200); ``extra`` last, so it wins over the CPU budget's settings."""
     aug = cell["aug"]
     views = cell.get("views", 1)
     return [
@@ -67,6 +69,7 @@ def cell_overrides(cell: dict, base: list[str], steps: int, eval_every: int, ful
         f"trainer.max_steps={steps}",
         f"trainer.warmup_steps={max(1, min(200, steps // 10))}",
         f"trainer.eval_every={eval_every}",
+        *extra,
     ]
 
 
@@ -153,6 +156,7 @@ def search_runs(
     out: Path,
     jobs: int = 1,
     run_missing: bool = True,
+    extra: tuple = (),
 ) -> list[dict]:
     """One no-augmentation run per model (1 view, seed 0) for ``steps`` steps, the curve a table
     reads its budget from; cached in ``out`` like every cell, run in parallel with ``jobs``.
@@ -160,7 +164,7 @@ def search_runs(
     cells = []
     for m in models:
         cell = {"search": True, "model": m, "aug": "none", "views": 1, "seed": 0}
-        cells.append((cell, cell_overrides(cell, base, steps, eval_every, full)))
+        cells.append((cell, cell_overrides(cell, base, steps, eval_every, full, extra)))
     runs = run_grid(cells, out, run_missing, jobs)
     missing = sorted({c["model"] for c, _ in cells} - {r["model"] for r in runs})
     if missing:

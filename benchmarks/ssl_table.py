@@ -10,8 +10,8 @@ digits INR store; mean ± std over seeds.
 
 "none" gives both views the same INR (only the model's own symmetry handling separates them); the
 others draw each view's augmentation independently. CPU budget by default (the small models of
-``benchmarks/_table.py``); ``--full`` for the configured sizes. Writes ``ssl_table.md`` into
-``--out-dir``.
+``benchmarks/_table.py``); ``--full`` for the configured sizes; ``--probe-points N`` gives the
+models probe features. Writes ``ssl_table.md`` (``ssl_table_probe<N>.md``) into ``--out-dir``.
 Last line: ``ratio=`` best augmented probe accuracy / probe accuracy without augmentation.
 Run: ``python -m benchmarks.ssl_table``.
 """
@@ -33,7 +33,7 @@ def plateau_points(args: argparse.Namespace, base: list[str]) -> dict[str, int]:
     """Each model's ``S``: the step where its no-augmentation validation probe peaks."""
     runs = search_runs(args.models, base, args.search_steps, args.eval_every, args.full,
                        args.out_dir / "ssl_table.jsonl", args.jobs,
-                       not args.report_only)  # fmt: skip
+                       not args.report_only, extra(args))  # fmt: skip
     points = {}
     for r in runs:
         best = max(r["curve"], key=lambda x: x["val_acc"])
@@ -42,6 +42,15 @@ def plateau_points(args: argparse.Namespace, base: list[str]) -> dict[str, int]:
         print(f"{r['model']}: probe accuracy peaks at step {best['step']} (validation by step: "
               f"{accs})", flush=True)  # fmt: skip
     return points
+
+
+def extra(args: argparse.Namespace) -> tuple[str, ...]:
+    """Overrides after the CPU budget's: ``--probe-points N`` gives the models probe features."""
+    if args.probe_points is None:
+        return ()
+    if args.probe_points < 1:
+        raise SystemExit(f"--probe-points must be at least 1, got {args.probe_points}")
+    return (f"model.kwargs.probe_points={args.probe_points}",)
 
 
 def main() -> None:
@@ -57,28 +66,38 @@ def main() -> None:
     ap.add_argument("--out-dir", type=Path, default=Path("results"))
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument(
+        "--probe-points",
+        type=int,
+        default=None,
+        help="give the models probe features at this many points (default: none)",
+    )
     args = ap.parse_args()
     print(machine())
     args.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     base = ["task=simclr", f"data_dir={args.data_dir}"]
     points = plateau_points(args, base)
-    cells = []
+    cells, more = [], extra(args)
     for a in args.augs:
         for m in args.models:
             steps = round(args.factor * points[m])
             for s in args.seeds:
                 cell = {"model": m, "aug": a, "views": 1, "seed": s}
-                cells.append((cell, cell_overrides(cell, base, steps, args.eval_every, args.full)))
+                overrides = cell_overrides(cell, base, steps, args.eval_every, args.full, more)
+                cells.append((cell, overrides))
     results = run_grid(cells, args.out_dir / "ssl_table.jsonl", not args.report_only, args.jobs)
     cols = [(m, 1) for m in args.models]
-    text = table(results, args.augs, cols, [f"{m} (SimCLR)" for m in args.models], len(args.seeds))
+    probes = f" + {args.probe_points} probe points" if args.probe_points else ""
+    names = [f"{m}{probes} (SimCLR)" for m in args.models]
+    text = table(results, args.augs, cols, names, len(args.seeds))
     where = ", ".join(f"{m}: S = {points[m]}" for m in args.models)
     report = (f"linear-probe test accuracy (%), mean ± std over seeds {args.seeds}; probe peaks "
               f"without augmentation at {where}; every cell trains {args.factor:g} x S steps; "
               f"{(time.perf_counter() - start) / 60:.1f} min this run\n\n{text}\n")  # fmt: skip
     print("\n" + report)
-    (args.out_dir / "ssl_table.md").write_text(report)
+    name = f"ssl_table_probe{args.probe_points}.md" if args.probe_points else "ssl_table.md"
+    (args.out_dir / name).write_text(report)
 
     def mean(aug: str) -> float:
         accs = [r["test_acc"] for r in results if r["aug"] == aug]

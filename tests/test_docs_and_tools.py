@@ -76,3 +76,26 @@ def test_ruff_clean() -> None:
         pytest.fail("ruff is not installed: pip install -e '.[dev]'")
     result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_table_extra_overrides_win_over_the_cpu_budget() -> None:
+    """``ssl_table --probe-points`` must reach the model: the CPU budget sets probe_points=0."""
+    from hydra import compose, initialize_config_dir
+
+    from benchmarks._table import CONFIGS, cell_overrides
+
+    cell = {"model": "relational_transformer", "aug": "siren_neg", "seed": 1}
+    for extra, expected in [((), 0), (("model.kwargs.probe_points=32",), 32)]:
+        overrides = cell_overrides(cell, ["task=simclr"], 10, 5, False, extra)
+        with initialize_config_dir(config_dir=CONFIGS, version_base=None):
+            cfg = compose("config", overrides=overrides)
+        assert cfg.model.kwargs.probe_points == expected
+
+
+def test_ssl_table_refuses_nonsense_probe_points() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ssl_table", "--probe-points", "0", "--report-only"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "--probe-points must be at least 1" in out.stderr
