@@ -29,11 +29,11 @@ from benchmarks._timing import machine
 AUGS = ["none", "siren_neg", "translate,gaussian_noise,siren_neg", "mixup_align", "reference"]
 
 
-def plateau_points(args: argparse.Namespace, base: list[str]) -> dict[str, int]:
+def plateau_points(args: argparse.Namespace, base: list[str], more: tuple = ()) -> dict[str, int]:
     """Each model's ``S``: the step where its no-augmentation validation probe peaks."""
     runs = search_runs(args.models, base, args.search_steps, args.eval_every, args.full,
                        args.out_dir / "ssl_table.jsonl", args.jobs,
-                       not args.report_only, extra(args))  # fmt: skip
+                       not args.report_only, more)  # fmt: skip
     points = {}
     for r in runs:
         best = max(r["curve"], key=lambda x: x["val_acc"])
@@ -73,12 +73,13 @@ def main() -> None:
         help="give the models probe features at this many points (default: none)",
     )
     args = ap.parse_args()
+    more = extra(args)  # refuses nonsense before anything is written
     print(machine())
     args.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     base = ["task=simclr", f"data_dir={args.data_dir}"]
-    points = plateau_points(args, base)
-    cells, more = [], extra(args)
+    points = plateau_points(args, base, more)
+    cells = []
     for a in args.augs:
         for m in args.models:
             steps = round(args.factor * points[m])
