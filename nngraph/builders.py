@@ -311,6 +311,7 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         eval_every=int(tr.eval_every) if tr.eval_every else None,
         clip_grad=float(tr.clip_grad) if tr.clip_grad else None,
         amp=bool(tr.amp),
+        compile=bool(tr.get("compile", False)),
         progress=bool(tr.progress),
         seed=int(cfg.seed),
         resume_changes=bool(tr.get("resume_changes", False)),

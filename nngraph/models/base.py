@@ -88,6 +88,11 @@ class WeightSpaceModel(nn.Module):
             return real, real
         return normalize_view(real, LayerStats.from_stacked(self.input_stats)), real
 
+    def compile_layers(self) -> bool:
+        """Compile the model's hot layer stack with ``torch.compile`` (``trainer.compile``);
+        False where the model has none worth compiling (it then runs eagerly)."""
+        return False
+
     def view(self, batch: Graph) -> GraphView:
         """The batch as the layers see it (see :meth:`views`)."""
         return self.views(batch)[0]

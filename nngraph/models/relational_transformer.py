@@ -187,6 +187,7 @@ class RelationalTransformer(WeightSpaceModel):
             for i in range(n_layers)
         )
         self.out_dim = pooled_dim(pooling, spec, d_node)
+        self._compiled = None  # the compiled layer stack, after compile_layers()
 
     def forward(self, batch: Graph) -> Embeddings:
         v, real = self.views(batch)
@@ -238,10 +239,25 @@ class RelationalTransformer(WeightSpaceModel):
         )
         e = self.edge_encoder(raw)
         query, key, reverse = _sparse_pairs(edge_index, m)
-        h = h.reshape(m, d)
+        stack = self._compiled if self._compiled and torch.is_grad_enabled() else self._stack
+        h, e = stack(h.reshape(m, d), e, query, key, reverse)
+        return h.view(b, n, -1), e
+
+    def _stack(
+        self, h: Tensor, e: Tensor, query: Tensor, key: Tensor, reverse: Tensor
+    ) -> tuple[Tensor, Tensor]:
         for layer in self.layers:
             h, e = layer.forward_sparse(h, e, query, key, reverse)
-        return h.view(b, n, -1), e
+        return h, e
+
+    def compile_layers(self) -> bool:
+        """Compile the sparse layer stack (``torch.compile``) for training steps: one fused
+        graph of tensors only, so a run compiles it twice (full and last batch). Evaluation
+        stays eager. Returns False in dense mode (not compiled)."""
+        if self.mode != "sparse":
+            return False
+        self._compiled = torch.compile(self._stack)
+        return True
 
 
 def _sparse_pairs(edge_index: Tensor, m: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -49,6 +49,7 @@ class TrainerSettings:
     eval_every: int | None = None  # None: evaluate (and checkpoint) once per epoch
     clip_grad: float | None = 10.0
     amp: bool = False  # bfloat16 autocast, on GPUs only
+    compile: bool = False  # torch.compile the encoder's layer stack (where it has one)
     progress: bool = True
     seed: int = 0  # orders the epochs and seeds evaluation (linear probes)
     resume_changes: bool = False  # let a resumed run read other data or another batch size
@@ -69,6 +70,16 @@ class TrainData:
 def _generators(transform: Callable) -> list[torch.Generator]:
     steps = getattr(transform, "transforms", [transform])
     return [g for t in steps if (g := getattr(t, "generator", None)) is not None]
+
+
+def compile_layers(task: Task, announce: bool) -> bool:
+    """``trainer.compile``: compile the task's encoder's layer stack; say so when it has none."""
+    encoder = getattr(task, "encoder", None)
+    done = bool(encoder is not None and encoder.compile_layers())
+    if not done and announce:
+        name = type(encoder or task).__name__
+        print(f"nngraph: trainer.compile: {name} has no compiled layer stack; training eagerly")
+    return done
 
 
 def _identity(batch: Batch) -> Batch:
@@ -116,6 +127,8 @@ class Trainer:
         self.dist = dist or DistInfo()
         self.config, self.logger_options = config or {}, logger_options
         self.wrapped = DistributedDataParallel(task) if self.dist.enabled else task
+        if settings.compile:
+            compile_layers(task, self.dist.is_main)
         self.use_amp = settings.amp and self.device.type == "cuda"
         self.state = _State()
         self.logger: MetricsLogger | None = None
