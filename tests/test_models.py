@@ -281,6 +281,33 @@ def test_dws_block_norm_keeps_invariance_in_training_mode():
     assert len(plain.norms) == 0
 
 
+@pytest.mark.parametrize("spec", DWS_SPECS, ids=spec_id)
+def test_dws_folded_stack_computes_the_layer_by_layer_one(spec):
+    """DWSNet folds a graph into its objects once and stays folded through every layer and
+    batch norm: the same function as unfolding between layers (training-mode statistics)."""
+    from nngraph.models.dws import _fold, _layout
+
+    model = make("dws", spec, n_layers=3).train()
+    with torch.no_grad():  # a distinct affine map per batch norm: a mixed-up one shows
+        for p in model.norms.parameters():
+            p.uniform_(-2, 2)
+    g = batch_of(spec, b=5)
+    out = model(g)
+    v = model.view(g)
+    x, e = v.x, v.e
+    for i, layer in enumerate(model.layers):
+        x, e = layer(x, e, spec)
+        if i < len(model.layers) - 1:
+            x, e = model.norms[i](x, e, spec)
+            x, e = x.relu(), e.relu()
+    nodes, edges, graph = _fold(x, e, _layout(spec, "cpu"))
+    means = [t.mean(1) for t in nodes.values()] + [t.mean(1) for t in edges.values()]
+    readout = model.readout(torch.cat([*means, graph], dim=-1))
+    torch.testing.assert_close(out.node, x.reshape(-1, x.shape[-1]))
+    torch.testing.assert_close(out.edge, e.reshape(-1, e.shape[-1]))
+    torch.testing.assert_close(out.graph, readout)
+
+
 @pytest.mark.parametrize("shape", [(37, 8), (3, 5, 8)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_tall_linear_has_nn_linears_value_and_gradients(shape: tuple, bias: bool) -> None:
