@@ -27,11 +27,16 @@ from nngraph.models import MODELS, MLPHead, build_model
 from nngraph.train.allocator import keep_freed_memory
 
 
-def train_step_seconds(name: str, spec: ArchSpec, batch: int, repeats: int, **kw) -> float:
-    """Median seconds of one forward + backward + AdamW step of model ``name``."""
+def train_step_seconds(
+    name: str, spec: ArchSpec, batch: int, repeats: int, compile_layers: bool = False, **kw
+) -> float:
+    """Median seconds of one forward + backward + AdamW step of model ``name`` (its layer stack
+    compiled first when ``compile_layers``, as ``trainer.compile``)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     model = build_model(name, spec, **kw).to(device)
+    if compile_layers and not model.compile_layers():
+        raise ValueError(f"{name} has no compiled layer stack")
     head = MLPHead(model.out_dim, 10).to(device)
     opt = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=1e-3)
     params = torch.randn(batch, spec.num_params, device=device) * 0.1

@@ -46,6 +46,7 @@ def test_readme_quickstart_is_two_lines_and_ci_runs_the_test_line() -> None:
         ["benchmarks.align", "--pairs", "3", "--inrs", "8", "--batch", "4", "--repeats", "2"],
         ["benchmarks.models", "--batch", "4", "--repeats", "1", "--widths", "8"],
         ["benchmarks.zoo", "--models", "8", "--naive-models", "2", "--steps", "2"],
+        ["benchmarks.protocol_step", "--batch", "4", "--repeats", "1"],
         [
             "benchmarks.fit_sdf",
             "--shapes",
