@@ -239,7 +239,8 @@ class RelationalTransformer(WeightSpaceModel):
         )
         e = self.edge_encoder(raw)
         query, key, reverse = _sparse_pairs(edge_index, m)
-        stack = self._compiled if self._compiled and torch.is_grad_enabled() else self._stack
+        compiled = self._compiled is not None and torch.is_grad_enabled()
+        stack = self._compiled if compiled else self._stack
         h, e = stack(h.reshape(m, d), e, query, key, reverse)
         return h.view(b, n, -1), e
 
