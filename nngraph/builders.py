@@ -98,6 +98,10 @@ _RULES: list[tuple[str, Any, str, bool]] = [
 ]
 
 
+_SWITCHES = ("trainer.amp", "trainer.compile", "trainer.progress", "trainer.normalize",
+             "trainer.resume_changes", "fit.overwrite", "zoo.progress")  # fmt: skip
+
+
 def check_settings(cfg: DictConfig) -> None:
     """Every numeric setting the config has, checked against its allowed range before any work
     or write: one ``ValueError`` naming the key, the value and what is allowed."""
@@ -111,6 +115,10 @@ def check_settings(cfg: DictConfig) -> None:
             good = False
         if not good:
             raise ValueError(f"{key}={node} is not allowed: it must be {allowed}")
+    for key in _SWITCHES:  # true / false only: bool("maybe") would silently mean true
+        node = OmegaConf.select(cfg, key, default=None)
+        if node is not None and not isinstance(node, bool):
+            raise ValueError(f"{key}={node} is not allowed: it must be true or false")
     for key in ("trainer.device", "fit.device", "zoo.device"):
         if OmegaConf.select(cfg, key) is not None:
             pick_device(str(OmegaConf.select(cfg, key)), setting=key)

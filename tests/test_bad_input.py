@@ -250,6 +250,7 @@ def test_two_fits_into_one_output_are_refused(tmp_path: Path) -> None:
         "trainer.weight_decay=-0.1", "trainer.warmup_steps=-3", "task.label_smoothing=2",
         "data.views=0", "data.val_fraction=1.5", "trainer.device=foo", "fit.lr=-1",
         "fit.subset=-5", "fit.target_psnr=-5", "fit.steps=-1", "fit.chunk_size=0",
+        "trainer.compile=maybe", "trainer.amp=2", "trainer.progress=yes please",
     ],
 )  # fmt: skip
 def test_nonsense_settings_are_named_before_any_work(override: str) -> None:
