@@ -281,6 +281,20 @@ def test_dws_block_norm_keeps_invariance_in_training_mode():
     assert len(plain.norms) == 0
 
 
+def test_dws_max_reduction_is_invariant_and_differs_from_the_mean():
+    """``reduction="max"`` (the official DWSNets pooling) keeps invariance under relabeling
+    and is not the mean under another name; an unknown reduction is refused by name."""
+    spec = ArchSpec.siren(hidden_dim=6)
+    g = batch_of(spec, b=5)
+    pooled = make("dws", spec, reduction="max").train()
+    out = pooled(g).graph
+    again = pooled(random_relabel(g, torch.Generator().manual_seed(4))).graph
+    torch.testing.assert_close(again, out, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(make("dws", spec).train()(g).graph, out, atol=1e-3)
+    with pytest.raises(ValueError, match="reduction must be one of.*'median'"):
+        make("dws", spec, reduction="median")
+
+
 @pytest.mark.parametrize("spec", DWS_SPECS, ids=spec_id)
 def test_dws_folded_stack_computes_the_layer_by_layer_one(spec):
     """DWSNet folds a graph into its objects once and stays folded through every layer and
