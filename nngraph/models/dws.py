@@ -275,8 +275,9 @@ class DWSNet(WeightSpaceModel):
     """DWSNets encoder: stacked DWS layers with batch norm per block (``norm``, as DWSNets) and
     ReLU, then an invariant readout (means over each hidden layer's neurons and each inner block,
     the graph-level features) and a linear map. ``reduction="max"`` pools with maxima instead, in
-    the layers and the readout, as the official DWSNets does by default. Defaults from the paper: 4 layers of 128
-    channels. Without the norm it fits digits' training set about half as fast (RESULTS.md)."""
+    the layers and the readout, as the official DWSNets does by default (it fits digits faster
+    and tests worse: BENCHMARKS.md). Defaults from the paper: 4 layers of 128 channels. Without
+    the norm it fits digits' training set about half as fast (RESULTS.md)."""
 
     def __init__(
         self,
