@@ -121,7 +121,7 @@ class DWSLayer(nn.Module):
         z = {}
         for m in lay.hidden:
             parts = [nodes[m]]
-            if m >= 2:  # edges into m (from hidden layer m - 1): mean per target neuron
+            if m >= 2:  # edges into m (from hidden layer m - 1): mean (or max) per target neuron
                 parts.append(self.pool(_matrix(edges[m - 1], lay, m - 1), 2))
             if m <= self.L - 2:  # edges out of m: mean (or max) per source neuron
                 parts.append(self.pool(_matrix(edges[m], lay, m), 1))
@@ -147,18 +147,10 @@ class DWSLayer(nn.Module):
         return new_nodes, new_edges, new_graph
 
 
-def _mean(t: Tensor, dim: int) -> Tensor:
-    return t.mean(dim)
-
-
-def _max(t: Tensor, dim: int) -> Tensor:
-    return t.amax(dim)
-
-
 def _pool(reduction: str):
     """The permutation-invariant pooling over a set of neurons or a row/column of a weight
     block: ``mean`` (the linear equivariant layer) or ``max`` (the official DWSNets default)."""
-    pools = {"mean": _mean, "max": _max}
+    pools = {"mean": Tensor.mean, "max": Tensor.amax}
     if reduction not in pools:
         raise ValueError(f"dws reduction must be one of {sorted(pools)}, got {reduction!r}")
     return pools[reduction]
