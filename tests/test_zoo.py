@@ -14,7 +14,7 @@ from nngraph.data.store import load_store
 from nngraph.graph import ArchSpec, from_params, to_module
 from nngraph.zoo.build import build_zoo
 from nngraph.zoo.functional import cnn_forward, cnn_init
-from nngraph.zoo.train import HYPERPARAMETERS, sample_hyperparameters
+from nngraph.zoo.train import HYPERPARAMETERS, sample_hyperparameters, train_zoo
 from tests.helpers import tiny_source
 
 SPEC = ArchSpec.cnn((1, 4, 6), (5, 3), 3, stride=[1, 2])
@@ -43,6 +43,28 @@ def test_hyperparameters_are_drawn_within_their_ranges() -> None:
         assert h[name].dtype == (torch.long if kind == "int" else torch.float32)
     assert set(h["epochs"].tolist()) == set(range(HYPERPARAMETERS["epochs"][1],
                                                   HYPERPARAMETERS["epochs"][2] + 1))  # fmt: skip
+
+
+def test_each_run_trains_as_if_the_others_had_other_lengths() -> None:
+    # runs are trained longest first and a step computes only the runs still going: shortening
+    # one run must leave every other run's checkpoints as they were, and stop that run early
+    source = tiny_source(96)
+    images, labels = source.images.permute(0, 3, 1, 2), source.labels
+    hyper = sample_hyperparameters(5, seed=2)
+    hyper["epochs"] = torch.tensor([2, 4, 4, 1, 3])
+    shorter = {**hyper, "epochs": torch.tensor([2, 4, 2, 1, 3])}
+    marks = (0.5, 1.0)
+    a = train_zoo(images, labels, SPEC, hyper, batch_size=16, checkpoints=marks, progress=False)
+    b = train_zoo(images, labels, SPEC, shorter, batch_size=16, checkpoints=marks, progress=False)
+    same = [0, 1, 3, 4]
+    torch.testing.assert_close(a.params[same], b.params[same], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(a.params[2, 1], b.params[2, 1])
+    per_epoch = -(-len(images) // 16)
+    for result, epochs in ((a, hyper["epochs"]), (b, shorter["epochs"])):
+        want = (epochs.view(-1, 1) * per_epoch * torch.tensor(marks)).round() / per_epoch
+        torch.testing.assert_close(result.epoch, want)
+    # run 2's shortened end is where its longer version stood after the same number of steps
+    torch.testing.assert_close(b.params[2, 1], a.params[2, 0], rtol=1e-5, atol=1e-6)
 
 
 def _ranges(**over: tuple) -> dict:

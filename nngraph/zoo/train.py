@@ -90,46 +90,56 @@ def train_zoo(
     progress: bool | tqdm = True,
 ) -> ZooResult:
     """Train ``M = len(hyper["lr"])`` CNNs of ``spec`` on ``images [N, C, H, W]`` / ``labels``;
-    an epoch is ``ceil(N / batch_size)`` steps for every run, whatever its data fraction."""
+    an epoch is ``ceil(N / batch_size)`` steps for every run, whatever its data fraction.
+
+    Runs are trained longest first, so the runs still going are always the first rows and a
+    step computes only those: the shortest runs stop costing anything when they end."""
     gen = torch.Generator().manual_seed(seed)  # on the CPU: the same zoo on any device
     dev = images.device
     hyper = {k: v.cpu() for k, v in hyper.items()}
     m = len(hyper["lr"])
-    params = cnn_init(spec, hyper["init_scale"], generator=gen).to(dev).requires_grad_()
+    params = cnn_init(spec, hyper["init_scale"], generator=gen)
     order, sizes, run_labels = _run_data(labels.cpu(), hyper, spec.out_dim, gen)
-    order, run_labels = order.to(dev), run_labels.to(dev)
     per_epoch = math.ceil(len(images) / batch_size)
     total = hyper["epochs"] * per_epoch  # [M] steps of each run
-    marks = torch.tensor(checkpoints).view(1, -1)
-    ck_step = (total.view(-1, 1) * marks).round().long().clamp(min=1)  # [M, K]
-    kept = torch.empty(m, len(checkpoints), params.shape[1])  # on the CPU
-    lr, wd = hyper["lr"].view(-1, 1).to(dev), hyper["weight_decay"].view(-1, 1).to(dev)
-    total_dev = total.view(-1, 1).to(dev)
-    opt = _AdamW(params, lr, wd)
+    by_length = torch.sort(total, descending=True, stable=True).indices  # row r is run by_length[r]
+    params = params[by_length].to(dev).requires_grad_()
+    order, run_labels = order[by_length].to(dev), run_labels[by_length].to(dev)
+    sizes, total = sizes[by_length], total[by_length]
+    ck_step = (total.view(-1, 1) * torch.tensor(checkpoints).view(1, -1)).round().long()
+    ck_step = ck_step.clamp(min=1)  # [M, K]
+    kept = torch.empty(m, len(checkpoints), params.shape[1])  # on the CPU, in run order
+    opt = _AdamW(params, hyper["lr"][by_length].view(-1, 1).to(dev),
+                 hyper["weight_decay"][by_length].view(-1, 1).to(dev))  # fmt: skip
     start = time.perf_counter()
     bar = progress if isinstance(progress, tqdm) else None
     steps = int(total.max())
     with tqdm(total=steps, desc="training the zoo", unit="step", disable=progress is False
               or bar is not None) as own:  # fmt: skip
         for step in range(1, steps + 1):
-            pick = (torch.rand(m, batch_size, generator=gen) * sizes.view(-1, 1)).long()
-            rows = order.gather(1, pick.to(dev))  # [M, B] image indices, each run from its subset
-            logits = cnn_forward(params, images[rows], spec)
-            target = run_labels.gather(1, rows)
+            live = int((total >= step).sum())  # the runs not yet ended: rows [0, live)
+            draw = torch.rand(m, batch_size, generator=gen)[by_length[:live]]  # in run order
+            pick = (draw * sizes[:live].view(-1, 1)).long()
+            rows = order[:live].gather(1, pick.to(dev))  # [live, B] image indices, own subsets
+            running = params[:live]
+            logits = cnn_forward(running, images[rows], spec)
+            target = run_labels[:live].gather(1, rows)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
-            (grad,) = torch.autograd.grad(loss * m, params)  # each run's own mean loss
-            opt.step(grad, active=step <= total_dev)
-            hit = (ck_step == step).nonzero()
+            (grad,) = torch.autograd.grad(loss * live, running)  # each run's own mean loss
+            opt.step(grad)
+            hit = (ck_step[:live] == step).nonzero()
             if len(hit):
-                kept[hit[:, 0], hit[:, 1]] = params.detach()[hit[:, 0].to(dev)].to(kept.device)
+                snapshot = params.detach()[hit[:, 0].to(dev)].to(kept.device)
+                kept[by_length[hit[:, 0]], hit[:, 1]] = snapshot
             (bar or own).update(1)
-    epoch = ck_step.float() / per_epoch
+    epoch = torch.empty(m, len(checkpoints))
+    epoch[by_length] = ck_step.float() / per_epoch
     return ZooResult(kept, epoch, time.perf_counter() - start)
 
 
 class _AdamW:
-    """AdamW on a ``[M, P]`` matrix with per-row learning rate and weight decay; rows whose run
-    has ended (``active`` false) stay where they are."""
+    """AdamW on a ``[M, P]`` matrix with per-row learning rate and weight decay; a step that
+    gets the gradient of the first ``L`` rows moves those rows only."""
 
     def __init__(self, params: Tensor, lr: Tensor, wd: Tensor, betas=(0.9, 0.999), eps=1e-8):
         self.p, self.lr, self.wd, self.betas, self.eps = params, lr, wd, betas, eps
@@ -138,15 +148,16 @@ class _AdamW:
         self.t = 0
 
     @torch.no_grad()
-    def step(self, grad: Tensor, active: Tensor) -> None:
+    def step(self, grad: Tensor) -> None:
         b1, b2 = self.betas
-        self.t += 1
-        self.m1.lerp_(grad, 1 - b1)
-        self.m2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (self.m2 / (1 - b2**self.t)).sqrt_().add_(self.eps)
-        lr = self.lr * active  # [M, 1]: 0 for runs that have ended
-        self.p.mul_(1 - lr * self.wd)  # decoupled weight decay
-        self.p.sub_(self.m1.div(denom).mul_(lr / (1 - b1**self.t)))
+        self.t += 1  # every row still moving has taken every step so far
+        n = len(grad)
+        p, m1, m2, lr = self.p[:n], self.m1[:n], self.m2[:n], self.lr[:n]
+        m1.lerp_(grad, 1 - b1)
+        m2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (m2 / (1 - b2**self.t)).sqrt_().add_(self.eps)
+        p.mul_(1 - lr * self.wd[:n])  # decoupled weight decay
+        p.sub_(m1.div(denom).mul_(lr / (1 - b1**self.t)))
 
 
 @torch.no_grad()
