@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks._timing import machine
-from nngraph.allocator import keep_freed_memory
 from nngraph.data import load_source
 from nngraph.graph import ArchSpec, from_params, to_module
+from nngraph.train.allocator import keep_freed_memory
 from nngraph.zoo.functional import cnn_init
 from nngraph.zoo.train import sample_hyperparameters, train_zoo
 

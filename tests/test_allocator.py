@@ -11,7 +11,7 @@ import pytest
 
 _FAULTS = """
 import resource, sys, torch
-from nngraph.allocator import keep_freed_memory
+from nngraph.train.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory() and keep_freed_memory()  # took effect; twice is harmless
 for _ in range(2):  # the first round grows the heap; the second should reuse it
