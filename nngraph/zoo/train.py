@@ -113,11 +113,14 @@ def train_zoo(
                  hyper["weight_decay"][by_length].view(-1, 1).to(dev))  # fmt: skip
     start = time.perf_counter()
     bar = progress if isinstance(progress, tqdm) else None
-    steps = int(total.max())
+    steps, shown = int(total.max()), None
     with tqdm(total=steps, desc="training the zoo", unit="step", disable=progress is False
               or bar is not None) as own:  # fmt: skip
         for step in range(1, steps + 1):
             live = int((total >= step).sum())  # the runs not yet ended: rows [0, live)
+            if bar is None and live != shown:
+                shown = live
+                own.set_postfix_str(f"{live} runs going", refresh=False)
             draw = torch.rand(m, batch_size, generator=gen)[by_length[:live]]  # in run order
             pick = (draw * sizes[:live].view(-1, 1)).long()
             rows = order[:live].gather(1, pick.to(dev))  # [live, B] image indices, own subsets
