@@ -34,5 +34,7 @@ def _faults(mode: str) -> int:
 )
 def test_freed_pages_are_reused_instead_of_faulted_in_again() -> None:
     pages = 16 * 2**20 * 4 // 4096
-    assert _faults("default") > pages // 2  # glibc hands 64 MiB back and faults it in again
-    assert _faults("keep") < pages // 20
+    default = _faults("default")  # glibc hands 64 MiB back and faults it in again
+    if default < pages // 20:
+        pytest.skip(f"only {default} faults without the setting: huge pages or a preloaded malloc")
+    assert _faults("keep") < default // 10

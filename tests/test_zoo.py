@@ -67,6 +67,15 @@ def test_each_run_trains_as_if_the_others_had_other_lengths() -> None:
     torch.testing.assert_close(b.params[2, 1], a.params[2, 0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(("epochs", "marks"), [([2, 0], (1.0,)), ([2, 1], (0.5, 1.5))])
+def test_train_zoo_refuses_runs_without_steps_or_checkpoints_past_the_end(epochs, marks) -> None:
+    source = tiny_source(48)
+    hyper = {**sample_hyperparameters(2), "epochs": torch.tensor(epochs)}
+    with pytest.raises(ValueError, match=r"need checkpoints in \(0, 1\] and epochs >= 1"):
+        train_zoo(source.images.permute(0, 3, 1, 2), source.labels, SPEC, hyper,
+                  checkpoints=marks, progress=False)  # fmt: skip
+
+
 def _ranges(**over: tuple) -> dict:
     ranges = {**HYPERPARAMETERS, "epochs": ("int", 2, 6), **over}
     return ranges

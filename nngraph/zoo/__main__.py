@@ -17,7 +17,7 @@ from nngraph.train.allocator import keep_freed_memory
 
 
 def _zoo(cfg: DictConfig) -> None:
-    keep_freed_memory()  # as train.py does: each step reuses warm pages (about 1.4x here)
+    keep_freed_memory()  # each step reuses warm pages (about 1.2x here; train.py does it too)
     try:
         store, out = build_zoo_store(cfg)
     except (ValueError, OSError) as err:  # bad input, unwritable output: say what, no traceback

@@ -94,6 +94,9 @@ def train_zoo(
 
     Runs are trained longest first, so the runs still going are always the first rows and a
     step computes only those: the shortest runs stop costing anything when they end."""
+    if not all(0 < c <= 1 for c in checkpoints) or int(hyper["epochs"].min()) < 1:
+        raise ValueError(f"need checkpoints in (0, 1] and epochs >= 1; got {checkpoints}, "
+                         f"epochs from {int(hyper['epochs'].min())}")  # fmt: skip
     gen = torch.Generator().manual_seed(seed)  # on the CPU: the same zoo on any device
     dev = images.device
     hyper = {k: v.cpu() for k, v in hyper.items()}
@@ -142,7 +145,9 @@ def train_zoo(
 
 class _AdamW:
     """AdamW on a ``[M, P]`` matrix with per-row learning rate and weight decay; a step that
-    gets the gradient of the first ``L`` rows moves those rows only."""
+    gets the gradient of the first ``L`` rows moves those rows only. ``L`` may only shrink from
+    step to step (rows that stop never restart), so every row still moving has taken every step
+    and one step count serves all of them."""
 
     def __init__(self, params: Tensor, lr: Tensor, wd: Tensor, betas=(0.9, 0.999), eps=1e-8):
         self.p, self.lr, self.wd, self.betas, self.eps = params, lr, wd, betas, eps
@@ -153,7 +158,7 @@ class _AdamW:
     @torch.no_grad()
     def step(self, grad: Tensor) -> None:
         b1, b2 = self.betas
-        self.t += 1  # every row still moving has taken every step so far
+        self.t += 1
         n = len(grad)
         p, m1, m2, lr = self.p[:n], self.m1[:n], self.m2[:n], self.lr[:n]
         m1.lerp_(grad, 1 - b1)
