@@ -16,6 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import nngraph
+from nngraph.io import atomic_write_text
 from nngraph.train.logging import read_metrics
 from nngraph.train.run import run
 
@@ -87,11 +88,21 @@ def run_cell(overrides: list[str]) -> tuple[dict, list[dict]]:
 
 
 def load_done(out: Path) -> dict[str, dict]:
+    """The finished cells cached in ``out`` by key. A last line cut short (a run killed while
+    appending) is dropped, so its cell runs again; a damaged line before it is an error."""
     done = {}
-    if out.exists():
-        for line in out.read_text().splitlines():
+    lines = out.read_text().splitlines() if out.exists() else []
+    for n, line in enumerate(lines, 1):
+        try:
             r = json.loads(line)
-            done[r["key"]] = r
+        except json.JSONDecodeError:
+            if n == len(lines):
+                print(f"{out}: line {n} was cut short; its cell runs again", flush=True)
+                atomic_write_text("".join(f"{kept}\n" for kept in lines[:-1]), out)
+                break
+            raise SystemExit(f"{out}: line {n} is not a result; delete that line (or the file) "
+                             "to run its cell again") from None  # fmt: skip
+        done[r["key"]] = r
     return done
 
 

@@ -38,10 +38,13 @@ SIZES = {
 }  # fmt: skip
 
 
-def cell_overrides(cell: dict, base: list[str], epochs: int) -> list[str]:
+def cell_overrides(
+    cell: dict, base: list[str], epochs: int, extra: list[str] | tuple[str, ...] = ()
+) -> list[str]:
+    """``train.py`` overrides of one cell: its model at CPU size, then ``extra`` (which win)."""
     named = [f"model={cell['model']}", f"aug={cell['aug']}", f"seed={cell['seed']}"]
     return [*base, *named, *SIZES[cell["model"]], f"trainer.epochs={epochs}",
-            "trainer.progress=false"]  # fmt: skip
+            "trainer.progress=false", *extra]  # fmt: skip
 
 
 def gradient_boosting(zoo: Path, seeds: list[int]) -> list[float]:
@@ -81,7 +84,7 @@ def main() -> None:
     # the zoo's content in each cell's key: results from another build of the zoo are not reused
     zoo_id = store.digest()[:16]
     cells = [({"model": m, "aug": a, "seed": s, "zoo": zoo_id},
-              cell_overrides({"model": m, "aug": a, "seed": s}, base, args.epochs) + args.override)
+              cell_overrides({"model": m, "aug": a, "seed": s}, base, args.epochs, args.override))
              for a in args.augs for m in args.models for s in args.seeds]  # fmt: skip
     results = run_grid(cells, args.out_dir / "zoo_table.jsonl", not args.report_only, args.jobs,
                        metric="test_tau")  # fmt: skip

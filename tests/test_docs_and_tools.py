@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -100,3 +101,33 @@ def test_ssl_table_refuses_nonsense_probe_points() -> None:
     )  # fmt: skip
     assert out.returncode != 0
     assert "--probe-points must be at least 1" in out.stderr
+
+
+def test_zoo_table_overrides_win_over_its_cpu_sizes() -> None:
+    """``zoo_table --override model.kwargs.dropout=0.3`` must reach the model it trains."""
+    from hydra import compose, initialize_config_dir
+
+    from benchmarks._table import CONFIGS
+    from benchmarks.zoo_table import cell_overrides
+
+    cell = {"model": "relational_transformer", "aug": "none", "seed": 0}
+    base = ["data=zoo", "task=regression"]
+    for extra, expected in [((), 0.0), (("model.kwargs.dropout=0.3",), 0.3)]:
+        with initialize_config_dir(config_dir=CONFIGS, version_base=None):
+            cfg = compose("config", overrides=cell_overrides(cell, base, 30, extra))
+        assert cfg.model.kwargs.dropout == expected and cfg.model.kwargs.d_node == 32
+
+
+def test_a_table_cache_cut_short_reruns_that_cell_and_a_damaged_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    from benchmarks._table import load_done
+
+    out = tmp_path / "t.jsonl"
+    good = [json.dumps({"key": k, "test_tau": 0.5}) for k in ("a", "b")]
+    out.write_text(good[0] + "\n" + good[1] + "\n" + '{"key": "c", "te')
+    assert set(load_done(out)) == {"a", "b"}
+    assert out.read_text() == good[0] + "\n" + good[1] + "\n"  # appending goes on cleanly
+    out.write_text(good[0] + "\n" + "not json\n" + good[1] + "\n")
+    with pytest.raises(SystemExit, match="line 2 is not a result"):
+        load_done(out)
