@@ -87,22 +87,26 @@ def run_cell(overrides: list[str]) -> tuple[dict, list[dict]]:
     return summary, curve
 
 
-def load_done(out: Path) -> dict[str, dict]:
+def load_done(out: Path, repair: bool = True) -> dict[str, dict]:
     """The finished cells cached in ``out`` by key. A last line cut short (a run killed while
-    appending) is dropped, so its cell runs again; a damaged line before it is an error."""
+    appending) is dropped, so its cell runs again, and with ``repair`` the file is rewritten so
+    appends go on cleanly; a damaged line before it is an error."""
     done = {}
-    lines = out.read_text().splitlines() if out.exists() else []
+    text = out.read_text() if out.exists() else ""
+    lines = text.splitlines()
     for n, line in enumerate(lines, 1):
         try:
             r = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines):
-                print(f"{out}: line {n} was cut short; its cell runs again", flush=True)
-                atomic_write_text("".join(f"{kept}\n" for kept in lines[:-1]), out)
-                break
-            raise SystemExit(f"{out}: line {n} is not a result; delete that line (or the file) "
-                             "to run its cell again") from None  # fmt: skip
-        done[r["key"]] = r
+            done[r["key"]] = r
+        except (json.JSONDecodeError, KeyError, TypeError):
+            if n < len(lines):
+                raise SystemExit(f"{out}: line {n} is not a result; delete that line (or the file) "
+                                 "to run its cell again") from None  # fmt: skip
+            print(f"{out}: line {n} was cut short; its cell runs again", flush=True)
+            lines.pop()
+            break
+    if repair and text and (len(lines) < len(text.splitlines()) or not text.endswith("\n")):
+        atomic_write_text("".join(f"{kept}\n" for kept in lines), out)
     return done
 
 
@@ -131,7 +135,7 @@ def run_grid(
     ``jobs`` worker processes of one thread each when ``jobs > 1``; each result (its ``metric``,
     every other test metric under ``test``) is appended to ``out`` as it finishes. Returns the
     results of the cells that are done, in ``cells`` order."""
-    done = load_done(out)
+    done = load_done(out, repair=run_missing)
     keys = [json.dumps({**cell, "overrides": o}, sort_keys=True) for cell, o in cells]
     todo = [i for i, k in enumerate(keys) if k not in done] if run_missing else []
 

@@ -70,10 +70,12 @@ def main() -> None:
     ap.add_argument("--out-dir", type=Path, default=Path("results"))
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--report-only", action="store_true")
-    ap.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--override", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                     help="train.py overrides added to every cell, after the table's own sizes "
-                         "(e.g. model.kwargs.dropout=0.3)")  # fmt: skip
+                         "(e.g. model.kwargs.dropout=0.3); needs its own --out-dir")  # fmt: skip
     args = ap.parse_args()
+    if args.override and args.out_dir == ap.get_default("out_dir"):
+        ap.error("--override needs its own --out-dir (it would overwrite results/zoo_table.md)")
     print(machine())
     zoo = default_zoo_path(args.data_dir, "digits")
     if not zoo.exists():

@@ -125,9 +125,23 @@ def test_a_table_cache_cut_short_reruns_that_cell_and_a_damaged_one_is_refused(
 
     out = tmp_path / "t.jsonl"
     good = [json.dumps({"key": k, "test_tau": 0.5}) for k in ("a", "b")]
-    out.write_text(good[0] + "\n" + good[1] + "\n" + '{"key": "c", "te')
+    cut = good[0] + "\n" + good[1] + "\n" + '{"key": "c", "te'
+    out.write_text(cut)
+    assert set(load_done(out, repair=False)) == {"a", "b"} and out.read_text() == cut
     assert set(load_done(out)) == {"a", "b"}
     assert out.read_text() == good[0] + "\n" + good[1] + "\n"  # appending goes on cleanly
-    out.write_text(good[0] + "\n" + "not json\n" + good[1] + "\n")
-    with pytest.raises(SystemExit, match="line 2 is not a result"):
-        load_done(out)
+    out.write_text(good[0] + "\n" + good[1])  # killed before the newline: the line is kept
+    assert set(load_done(out)) == {"a", "b"}
+    assert out.read_text() == good[0] + "\n" + good[1] + "\n"
+    for damaged in ("not json", '{"no key": 1}'):
+        out.write_text(good[0] + "\n" + damaged + "\n" + good[1] + "\n")
+        with pytest.raises(SystemExit, match="line 2 is not a result"):
+            load_done(out)
+
+
+def test_zoo_table_refuses_an_override_into_the_default_results() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.zoo_table", "--override", "model.kwargs.dropout=0.3",
+         "--report-only"], cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode != 0 and "--override needs its own --out-dir" in out.stderr
