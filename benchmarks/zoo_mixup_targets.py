@@ -5,9 +5,8 @@ MixUp on the zoo trains on ``lam * a + (1 - lam) * b`` with the target
 them (plainly; after aligning ``b`` to ``a`` by weight matching the pair; and after aligning both
 through the store's cached alignment to a template, which is what ``aug=mixup_align`` trains
 with), measures each mixed CNN's real test accuracy and compares it with that target. Needs the
-default zoo
-(``python -m nngraph.zoo``). Run: ``python -m benchmarks.zoo_mixup_targets``; the last line is
-the plain target's mean error over the template-aligned one's (as trained).
+default zoo (``python -m nngraph.zoo``). Run: ``python -m benchmarks.zoo_mixup_targets``; the
+last line is the plain target's mean error over the template-aligned one's (as trained).
 """
 
 from __future__ import annotations

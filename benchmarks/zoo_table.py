@@ -17,6 +17,7 @@ from pathlib import Path
 from benchmarks._table import mean_std, run_grid, table
 from benchmarks._timing import machine
 from nngraph.data.store import load_store
+from nngraph.io import atomic_write_text
 from nngraph.models.statnn import statnn_baseline
 from nngraph.tasks.regression import regression_metrics
 from nngraph.zoo.build import default_zoo_path
@@ -99,7 +100,7 @@ def main() -> None:
               f"{'; ' + ' '.join(args.override) if args.override else ''}\n\n{text}\n\n"
               f"StatNN with gradient boosting: {mean_std(gbm, 1, 3)}\n")  # fmt: skip
     print("\n" + report)
-    (args.out_dir / "zoo_table.md").write_text(report)
+    atomic_write_text(report, args.out_dir / "zoo_table.md")
     best = max((r["test_tau"] for r in results), default=float("nan"))
     print(f"ratio={best / statistics.mean(gbm):.3f}")  # best graph-model tau over StatNN-GBM's
 
