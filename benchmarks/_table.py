@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 
 import nngraph
-from nngraph.io import atomic_write_text
+from nngraph.io import atomic_write_text, describe_error
 from nngraph.train.logging import read_metrics
 from nngraph.train.run import run
 
@@ -155,14 +156,27 @@ def run_grid(
 
     if jobs <= 1:
         for i in todo:
-            record(i, *_timed_cell(cells[i][1]))
+            record(i, *_cell_result(cells[i][0], lambda i=i: _timed_cell(cells[i][1])))
     elif todo:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_one_thread) as pool:
             futures = {pool.submit(_timed_cell, cells[i][1]): i for i in todo}
-            for future in as_completed(futures):
-                record(futures[future], *future.result())
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    record(i, *_cell_result(cells[i][0], future.result))
+            finally:  # a cell that failed stops the grid: the others would fail alike
+                pool.shutdown(cancel_futures=True)
     return [done[k] for k in keys if k in done]
+
+
+def _cell_result(cell: dict, result) -> tuple:
+    """``result()``, with a cell's bad settings or data (what train.py would print as one
+    line) raised as one line naming the cell instead of a worker's traceback."""
+    try:
+        return result()
+    except (ValueError, OSError, HydraException) as err:
+        raise SystemExit(f"cell {cell}: {describe_error(err)}") from None
 
 
 def search_runs(

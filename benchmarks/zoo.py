@@ -15,6 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from benchmarks._inputs import positive_int
 from benchmarks._timing import machine
 from nngraph.data import load_source
 from nngraph.graph import ArchSpec, from_params, to_module
@@ -60,11 +61,15 @@ def batched_steps_per_second(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=200, help="CNNs trained by the batched path")
-    parser.add_argument("--naive-models", type=int, default=10, help="CNNs trained one at a time")
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument(
+        "--models", type=positive_int, default=200, help="CNNs trained by the batched path"
+    )
+    parser.add_argument(
+        "--naive-models", type=positive_int, default=10, help="CNNs trained one at a time"
+    )
+    parser.add_argument("--steps", type=positive_int, default=40)
+    parser.add_argument("--batch", type=positive_int, default=32)
+    parser.add_argument("--repeats", type=positive_int, default=3, help="best of this many runs")
     args = parser.parse_args()
     keep_freed_memory()  # as python -m nngraph.zoo does; the same process serves both paths
 

@@ -18,11 +18,11 @@ import scipy.stats
 import torch
 from torch import Tensor
 
+from benchmarks._inputs import open_zoo
 from benchmarks._timing import machine
 from nngraph.align.template import cached_alignment
 from nngraph.align.weight_matching import apply_perms, compose_perms, invert_perms, weight_matching
 from nngraph.data import load_source
-from nngraph.data.store import load_store
 from nngraph.graph import ArchSpec
 from nngraph.zoo.build import default_zoo_path
 from nngraph.zoo.train import evaluate
@@ -86,9 +86,7 @@ def main() -> None:
     if args.pairs < 10:
         raise SystemExit(f"--pairs must be at least 10 (Kendall tau of fewer says little), "
                          f"got {args.pairs}")  # fmt: skip
-    if not args.zoo.exists():
-        raise SystemExit(f"no zoo at {args.zoo}: build it first with `python -m nngraph.zoo`")
-    store = load_store(args.zoo)
+    store = open_zoo(args.zoo)
     source = load_source(store.meta["zoo"]["source"])
     images = source.images[source.is_test].permute(0, 3, 1, 2).contiguous()
     labels = source.labels[source.is_test]

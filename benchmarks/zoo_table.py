@@ -14,9 +14,10 @@ import argparse
 import statistics
 from pathlib import Path
 
+from benchmarks._inputs import open_zoo, positive_int
 from benchmarks._table import mean_std, run_grid, table
 from benchmarks._timing import machine
-from nngraph.data.store import load_store
+from nngraph.data.store import INRStore
 from nngraph.io import atomic_write_text
 from nngraph.models.statnn import statnn_baseline
 from nngraph.tasks.regression import regression_metrics
@@ -48,9 +49,8 @@ def cell_overrides(
             "trainer.progress=false", *extra]  # fmt: skip
 
 
-def gradient_boosting(zoo: Path, seeds: list[int]) -> list[float]:
+def gradient_boosting(store: INRStore, seeds: list[int]) -> list[float]:
     """Test tau of StatNN with gradient boosting, one fit per seed."""
-    store = load_store(zoo)
     target = store.columns["test_accuracy"]
     train, test = store.indices("train"), store.indices("test")
     taus = []
@@ -63,11 +63,13 @@ def gradient_boosting(zoo: Path, seeds: list[int]) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     ap.add_argument("--augs", nargs="+", default=AUGS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
+    ap.add_argument("--epochs", type=positive_int, default=30)
+    ap.add_argument(
+        "--jobs", type=positive_int, default=2, help="worker processes, one thread each"
+    )
     ap.add_argument("--out-dir", type=Path, default=Path("results"))
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--report-only", action="store_true")
@@ -79,11 +81,9 @@ def main() -> None:
         ap.error("--override needs its own --out-dir (it would overwrite results/zoo_table.md)")
     print(machine())
     zoo = default_zoo_path(args.data_dir, "digits")
-    if not zoo.exists():
-        raise SystemExit(f"no zoo at {zoo}: build it first with `python -m nngraph.zoo`")
+    store = open_zoo(zoo)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     base = [f"data_dir={args.data_dir}", "data=zoo", "task=regression"]
-    store = load_store(zoo)
     # the zoo's content in each cell's key: results from another build of the zoo are not reused
     zoo_id = store.digest()[:16]
     cells = [({"model": m, "aug": a, "seed": s, "zoo": zoo_id},
@@ -93,7 +93,7 @@ def main() -> None:
                        metric="test_tau")  # fmt: skip
     text = table(results, args.augs, [(m, 1) for m in args.models], args.models,
                  len(args.seeds), metric="test_tau", scale=1, digits=3)  # fmt: skip
-    gbm = gradient_boosting(zoo, args.seeds)
+    gbm = gradient_boosting(store, args.seeds)
     report = (f"Kendall tau of predicted vs true test accuracy on the zoo's test split "
               f"({len(store.indices('test'))} CNNs of {store.spec}), mean ± std over seeds "
               f"{args.seeds}; {args.epochs} epochs, early stopping on validation tau"

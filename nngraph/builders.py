@@ -20,7 +20,7 @@ from nngraph.data.build import build_store, default_store_path
 from nngraph.data.loader import GraphBatches
 from nngraph.data.normalize import cached_layer_stats
 from nngraph.data.shapes import SHAPE_SOURCES, ShapeSource, load_shape_source
-from nngraph.data.sources import ImageSource, load_source
+from nngraph.data.sources import SOURCES, ImageSource, load_source
 from nngraph.data.store import INRStore, load_store
 from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
@@ -95,11 +95,16 @@ _RULES: list[tuple[str, Any, str, bool]] = [
     ("zoo.batch_size", _at_least(1), "an integer >= 1", False),
     ("zoo.kernel_size", _at_least(1), "an integer >= 1", False),
     ("zoo.chunk_runs", _at_least(1), "an integer >= 1", False),
+    ("zoo.seed", _at_least(0), "an integer >= 0", False),
+    ("zoo.split_seed", _at_least(0), "an integer >= 0", False),
+    ("zoo.test_fraction", lambda v: 0 < v < 1, "a fraction in (0, 1)", False),
+    ("zoo.val_fraction", _fraction, "a fraction in [0, 1)", False),
 ]
 
 
 _SWITCHES = ("trainer.amp", "trainer.compile", "trainer.progress", "trainer.normalize",
-             "trainer.resume_changes", "fit.overwrite", "zoo.progress")  # fmt: skip
+             "trainer.resume_changes", "fit.overwrite", "zoo.progress",
+             "zoo.overwrite")  # fmt: skip
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -111,6 +116,7 @@ def check_settings(cfg: DictConfig) -> None:
             continue
         try:
             good = node is not None and not isinstance(node, bool) and ok(float(node))
+            good = good and (not allowed.startswith("an integer") or float(node).is_integer())
         except (TypeError, ValueError):
             good = False
         if not good:
@@ -192,7 +198,11 @@ def open_store(cfg: DictConfig, *, is_main: bool = True, progress: bool = True) 
     if views < 1:
         raise ValueError(f"data.views must be at least 1, got {views}")
     if cfg.data.get("path"):
-        return load_store(cfg.data.path), Path(cfg.data.path)
+        store = load_store(cfg.data.path)
+        if cfg.data.name == "zoo" and store.meta.get("kind") != "cnn_zoo":
+            raise ValueError(f"data=zoo data.path={cfg.data.path} is not a CNN zoo (an INR "
+                             "store?); pass a store made by `python -m nngraph.zoo`")  # fmt: skip
+        return store, Path(cfg.data.path)
     if cfg.data.name == "zoo":
         return _open_zoo(cfg, is_main, progress)
     path = default_store_path(cfg.data_dir, cfg.data.name, views)
@@ -207,11 +217,12 @@ def open_store(cfg: DictConfig, *, is_main: bool = True, progress: bool = True) 
 
 def _open_zoo(cfg: DictConfig, is_main: bool, progress: bool) -> tuple:
     """The default zoo of ``data.source``, trained on first use (by the main process only)."""
-    path = default_zoo_path(cfg.data_dir, str(cfg.data.source))
-    if is_main:
+    name = str(cfg.data.source)
+    path = default_zoo_path(cfg.data_dir, name)
+    if is_main:  # the source's files where `python -m nngraph.zoo data=<source>` looks for them
+        source = load_source(name, root=str(Path(cfg.data_dir) / name))
         if not path.exists():
-            print(f"nngraph: training the {cfg.data.source} CNN zoo once: {path}")
-        source = load_source(str(cfg.data.source))
+            print(f"nngraph: training the {name} CNN zoo once: {path}")
         _build_zoo(cfg, source, path, progress)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
@@ -242,11 +253,20 @@ def build_data(
     bs = int(cfg.trainer.batch_size)
     target = cfg.task.get("target") if cfg.task.name == "regression" else None
     y = store_target(store, str(target)) if target else None
+    if len(rows) == 0:
+        raise ValueError(f"{store_path} has no train rows with data.views={views}")
     train = GraphBatches(store, rows, bs, device=device, shard=(dist.rank, dist.world), targets=y)
     eval_views = views if store.meta.get("kind") == "cnn_zoo" else 1  # every checkpoint counts
     evals = {s: store.indices(s, views=eval_views) for s in ("train", "val", "test")}
-    evals = {s: GraphBatches(store, r, bs, device=device, targets=y) for s, r in evals.items()}
     kind = "CNNs" if store.spec.family == "cnn" else "INRs"
+    for split, split_rows in evals.items():
+        if len(split_rows) == 0:
+            raise ValueError(
+                f"{store_path} has no {split} {kind}: its splits were fixed when it was made "
+                "(zoo.test_fraction / zoo.val_fraction, data.val_fraction); re-create it with "
+                "more items or larger fractions"
+            )
+    evals = {s: GraphBatches(store, r, bs, device=device, targets=y) for s, r in evals.items()}
     description = f"{cfg.data.name} ({views} view(s), {len(rows)} train {kind})"
     return TrainData(store.spec, rows, train, evals, description)
 
@@ -330,18 +350,55 @@ def zoo_spec(cfg: DictConfig, source: ImageSource) -> ArchSpec:
     """The zoo's CNN: ``zoo.channels`` after the source's input channels, ``zoo.head`` dense
     layers and one output per class."""
     z = cfg.zoo
-    channels = (int(source.images.shape[-1]), *[int(c) for c in z.channels])
-    head = (*[int(h) for h in z.head], len(source.class_names))
+    channels = (int(source.images.shape[-1]), *_numbers(cfg, "zoo.channels", integer=True))
+    head = (*_numbers(cfg, "zoo.head", integer=True), len(source.class_names))
     return ArchSpec.cnn(
-        channels, head, int(z.kernel_size), stride=[int(s) for s in z.strides],
+        channels, head, int(z.kernel_size), stride=_numbers(cfg, "zoo.strides", integer=True),
         activation=str(z.activation), global_pool=str(z.global_pool),
     )  # fmt: skip
+
+
+def _numbers(cfg: DictConfig, key: str, *, integer: bool) -> list:
+    """The list setting ``key`` as numbers (integers >= 1 with ``integer``), or one error."""
+    value = plain(OmegaConf.select(cfg, key))
+    what = (
+        "a list of integers >= 1, e.g. [8, 16]" if integer else "a list of numbers, e.g. [0.5, 1]"
+    )
+    good = isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    )
+    if not good or (integer and any(v < 1 or not float(v).is_integer() for v in value)):
+        raise ValueError(f"{key}={value} is not allowed: it must be {what}")
+    return [int(v) if integer else float(v) for v in value]
+
+
+def _zoo_ranges(cfg: DictConfig) -> dict[str, tuple]:
+    """``zoo.hyperparameters`` as ``{name: (kind, lo, hi)}``, or one error naming the entry."""
+    value = plain(cfg.zoo.hyperparameters)
+    if not isinstance(value, dict):
+        raise ValueError(f"zoo.hyperparameters={value} is not allowed: it must map each hyper"
+                         "parameter to [kind, lo, hi], e.g. lr: [log, 0.001, 0.02]")  # fmt: skip
+    for name, r in value.items():
+        numbers = (
+            isinstance(r, list)
+            and len(r) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r[1:])
+        )
+        if not numbers or not isinstance(r[0], str):
+            raise ValueError(
+                f"zoo.hyperparameters.{name}={r} is not allowed: it must be [kind, lo, hi] with "
+                "kind log, uniform or int and two numbers, e.g. [log, 0.001, 0.02]"
+            )
+    return {k: (v[0], *v[1:]) for k, v in value.items()}
 
 
 def build_zoo_store(cfg: DictConfig) -> tuple[INRStore, Path]:
     """The configured zoo (trained, or opened when made before) and where it is."""
     check_settings(cfg)
     source = build_source(cfg)
+    if not isinstance(source, ImageSource):
+        raise ValueError(f"data={cfg.data.name} is not an image source; a zoo trains CNNs on "
+                         f"images: use data={' / data='.join(sorted(SOURCES))}")  # fmt: skip
     z = cfg.zoo
     out = Path(z.out) if z.out else default_zoo_path(cfg.data_dir, cfg.data.name)
     return _build_zoo(cfg, source, out, bool(z.progress)), out
@@ -349,11 +406,11 @@ def build_zoo_store(cfg: DictConfig) -> tuple[INRStore, Path]:
 
 def _build_zoo(cfg: DictConfig, source: ImageSource, out: Path, progress: bool) -> INRStore:
     z = cfg.zoo
-    ranges = {k: tuple(v) for k, v in plain(z.hyperparameters).items()}
     return build_zoo(
         source, zoo_spec(cfg, source), out, runs=int(z.runs),
-        checkpoints=tuple(float(c) for c in z.checkpoints), batch_size=int(z.batch_size),
-        hyperparameters=ranges, chunk_runs=int(z.chunk_runs), seed=int(z.seed),
+        checkpoints=tuple(_numbers(cfg, "zoo.checkpoints", integer=False)),
+        batch_size=int(z.batch_size), hyperparameters=_zoo_ranges(cfg),
+        chunk_runs=int(z.chunk_runs), seed=int(z.seed),
         test_fraction=float(z.test_fraction), val_fraction=float(z.val_fraction),
         split_seed=int(z.split_seed), device=str(z.device), progress=progress,
         overwrite=bool(z.overwrite),

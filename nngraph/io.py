@@ -111,6 +111,9 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
 def load_torch_file(path: str | os.PathLike, *, what: str = "file", mmap: bool = False) -> Any:
     """``torch.load(weights_only=True)`` that says which file is missing or unreadable, and why."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise ValueError(f"{what} {path} is {kind}: give the path of the file itself")
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
@@ -127,7 +130,7 @@ def load_torch_file(path: str | os.PathLike, *, what: str = "file", mmap: bool =
     except Exception as err:  # torch raises RuntimeError, EOFError, ...
         raise ValueError(
             f"{what} {path} is corrupt, truncated or not a torch file ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else 'no detail'})"
+            f"{str(err).splitlines()[0].split('. ')[0] if str(err) else 'no detail'})"
         ) from err
 
 

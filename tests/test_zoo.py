@@ -109,7 +109,8 @@ def test_an_interrupted_zoo_resumes_to_the_same_store(
     import nngraph.zoo.build as zoo_build
 
     source = tiny_source()
-    kw = dict(runs=6, chunk_runs=3, hyperparameters=_ranges(), batch_size=16, progress=False)
+    kw = dict(runs=6, chunk_runs=3, hyperparameters=_ranges(), batch_size=16, progress=False,
+              val_fraction=0.3)  # fmt: skip
     whole = build_zoo(source, SPEC, tmp_path / "a.pt", **kw)
     real, calls = zoo_build.train_zoo, []
 
@@ -142,7 +143,7 @@ def test_an_interrupted_zoo_resumes_to_the_same_store(
         ({"runs": 0}, r"need runs, batch_size and chunk_runs >= 1"),
         ({"checkpoints": (0.0, 1.0)}, r"checkpoints are fractions of a run in \(0, 1\]"),
         ({"hyperparameters": _ranges(lr=("log", 0.0, 1e-2))}, r"hyperparameter lr: .* not a"),
-        ({"hyperparameters": _ranges(label_noise=("uniform", 0.0, 1.5))}, r"must lie in \[0, 1\]"),
+        ({"hyperparameters": _ranges(label_noise=("uniform", 0.0, 1.5))}, r"lo >= 0 and <= 1"),
         ({"hyperparameters": {"lr": ("log", 1e-3, 1e-2)}}, r"missing \['data_fraction'"),
         ({"test_fraction": 1.0}, r"need 0 < test_fraction < 1"),
     ],

@@ -44,7 +44,7 @@ class GraphBatches:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if len(rows) == 0:
-            raise ValueError("no INRs in this split: check the store's splits and data.views")
+            raise ValueError("no networks in this split: check the store's splits and data.views")
         self.store, self.rows, self.batch_size = store, rows, batch_size
         self.device, self.shard = torch.device(device), shard
         self.params = store.params.index_select(0, rows).to(self.device)  # the split, once

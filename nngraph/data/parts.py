@@ -21,7 +21,12 @@ def start_parts(parts: Path, settings: dict, overwrite: bool) -> None:
     resumed, one with other settings is an error (or, with ``overwrite``, discarded)."""
     manifest = parts / "manifest.json"
     if manifest.exists():
-        previous = json.loads(manifest.read_text())
+        try:
+            previous = json.loads(manifest.read_text())
+        except ValueError as err:  # cut short or overwritten: its chunks cannot be trusted
+            raise ValueError(
+                f"{manifest} is damaged ({err}); delete {parts} to start over"
+            ) from None
         if previous != settings:
             if not overwrite:
                 raise ValueError(
@@ -48,5 +53,16 @@ def settings_diff(old: Any, new: dict) -> str:
     """``key: old -> new`` for every setting that differs (for the error that refuses a cache)."""
     if not isinstance(old, dict):
         return "no record of its settings"
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "none"
+    return ", ".join(_differences(old, new)) or "none"
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` per differing key; nested settings (dicts on both sides) by subkey."""
+    out = []
+    for k in sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out

@@ -242,7 +242,10 @@ def load_store(path: str | os.PathLike, *, mmap: bool = True) -> INRStore:
     """Open an INR store; with ``mmap`` (default) the tensors are memory-mapped, not read."""
     what = "INR store"
     payload = load_torch_file(path, what=what, mmap=mmap)
-    hint = "re-create it with `python -m nngraph.fit` or an importer"
+    hint = (
+        "re-create it with the command that made it (`python -m nngraph.fit` for INRs, "
+        "`python -m nngraph.zoo` for a CNN zoo) or an importer"
+    )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an nngraph INR store (no '{FORMAT}' header); {hint}")
     if payload.get("version") != VERSION:

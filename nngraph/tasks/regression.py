@@ -33,7 +33,15 @@ def store_target(store: INRStore, name: str) -> Tensor:
             f"task.target={name} is not a column of this store (columns: {have}); a CNN zoo "
             "from `python -m nngraph.zoo` has test_accuracy, train_accuracy, test_loss, ..."
         )
-    return store.columns[name].float()
+    column = store.columns[name].float()
+    bad = (~torch.isfinite(column)).nonzero().flatten()
+    if len(bad):
+        rows = ", ".join(str(int(r)) for r in bad[:5])
+        raise ValueError(
+            f"task.target={name} has NaN or Inf values (rows {rows}; {len(bad)} in all); "
+            "re-create the store, or pick another target"
+        )
+    return column
 
 
 def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:

@@ -22,6 +22,9 @@ def _zoo(cfg: DictConfig) -> None:
         store, out = build_zoo_store(cfg)
     except (ValueError, OSError) as err:  # bad input, unwritable output: say what, no traceback
         sys.exit(f"nngraph-zoo: error: {describe_error(err)}")
+    if len(store) == 0:  # only a zoo written before empty zoos were refused
+        sys.exit(f"nngraph-zoo: error: {out} holds no CNNs (all diverged); rebuild it with "
+                 "zoo.overwrite=true and a lower zoo.hyperparameters.lr")  # fmt: skip
     acc = store.columns["test_accuracy"] * 100
     seconds = store.meta.get("zoo_seconds", float("nan"))
     print(f"{out}: {len(store)} CNN checkpoints of {store.spec} from {store.meta['zoo']['runs']} "

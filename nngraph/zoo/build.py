@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 
 from nngraph.data.parts import settings_diff, source_fingerprint, start_parts
 from nngraph.data.sources import ImageSource
-from nngraph.data.store import INRStore, assign_splits, load_store, save_store
+from nngraph.data.store import INRStore, load_store, save_store
 from nngraph.device import pick_device
 from nngraph.graph.spec import ArchSpec
 from nngraph.io import OutputLock, atomic_torch_save, load_torch_file
+from nngraph.zoo.checks import check_zoo_disk, check_zoo_settings, run_splits
 from nngraph.zoo.train import HYPERPARAMETERS, evaluate, sample_hyperparameters, train_zoo
 
 __all__ = ["TARGETS", "build_zoo", "default_zoo_path"]
@@ -60,8 +61,8 @@ def build_zoo(
     is an error."""
     out = Path(out).expanduser()
     ranges = dict(hyperparameters or HYPERPARAMETERS)
-    _check_settings(source, spec, runs, checkpoints, batch_size, chunk_runs, ranges,
-                    test_fraction, val_fraction)  # fmt: skip
+    check_zoo_settings(source, spec, runs, checkpoints, batch_size, chunk_runs, ranges,
+                       test_fraction, val_fraction, split_seed)  # fmt: skip
     pick_device(device, setting="zoo.device")
     settings = dict(
         source=source.name, items=len(source.images), content=source_fingerprint(source),
@@ -77,6 +78,7 @@ def build_zoo(
             store = _open_cached(out, settings)
             shutil.rmtree(parts, ignore_errors=True)
             return store
+        check_zoo_disk(out, runs, len(checkpoints), spec)
         start_parts(parts, settings, overwrite)
         hyper = sample_hyperparameters(runs, ranges, seed=seed)
         _train_chunks(source, spec, parts, hyper, settings, device, progress)
@@ -84,45 +86,6 @@ def build_zoo(
         save_store(store, out)
         shutil.rmtree(parts)
         return store
-
-
-def _check_settings(
-    source: ImageSource, spec: ArchSpec, runs: int, checkpoints: tuple, batch_size: int,
-    chunk_runs: int, ranges: dict, test_fraction: float, val_fraction: float,
-) -> None:  # fmt: skip
-    """Every setting in range, before any work or write."""
-    if spec.family != "cnn":
-        raise ValueError(f"a zoo trains CNNs; the spec is {spec} (build it with ArchSpec.cnn)")
-    channels = source.images.shape[-1]
-    if spec.in_dim != channels or spec.out_dim < len(source.class_names):
-        raise ValueError(
-            f"{spec} takes {spec.in_dim} channels and gives {spec.out_dim} outputs, but "
-            f"{source.name} has {channels} channels and {len(source.class_names)} classes"
-        )
-    if runs < 1 or batch_size < 1 or chunk_runs < 1:
-        raise ValueError(
-            f"need runs, batch_size and chunk_runs >= 1; got {runs}, {batch_size}, {chunk_runs}"
-        )
-    if not checkpoints or any(not 0 < c <= 1 for c in checkpoints):
-        raise ValueError(f"checkpoints are fractions of a run in (0, 1], got {list(checkpoints)}")
-    if not 0 < test_fraction < 1 or not 0 <= val_fraction < 1:
-        raise ValueError(f"need 0 < test_fraction < 1, 0 <= val_fraction < 1; got "
-                         f"{test_fraction}, {val_fraction}")  # fmt: skip
-    unknown = set(ranges) - set(HYPERPARAMETERS)
-    missing = set(HYPERPARAMETERS) - set(ranges)
-    if unknown or missing:
-        raise ValueError(f"zoo hyperparameters: unknown {sorted(unknown)}, missing "
-                         f"{sorted(missing)}; expected {sorted(HYPERPARAMETERS)}")  # fmt: skip
-    for name, spec_range in ranges.items():
-        kind, lo, hi = spec_range
-        bad_log = kind == "log" and not 0 < lo <= hi
-        if kind not in ("log", "uniform", "int") or not lo <= hi or bad_log:
-            raise ValueError(f"zoo hyperparameter {name}: {list(spec_range)} is not a range")
-    for name, top in (("label_noise", 1.0), ("data_fraction", 1.0)):
-        if not 0 <= ranges[name][1] <= 1 or ranges[name][2] > top:
-            raise ValueError(f"zoo hyperparameter {name} must lie in [0, 1]: {list(ranges[name])}")
-    if ranges["epochs"][1] < 1:
-        raise ValueError(f"zoo hyperparameter epochs must be >= 1: {list(ranges['epochs'])}")
 
 
 def _open_cached(out: Path, settings: dict) -> INRStore:
@@ -153,6 +116,8 @@ def _train_chunks(
     test_x, test_y = _images(source, True, dev)
     chunks = list(enumerate(range(0, runs, per_chunk)))
     todo = [(c, lo) for c, lo in chunks if not (parts / f"chunk_{c:06d}.pt").is_file()]
+    for c, _ in sorted(set(chunks) - set(todo)):  # a damaged chunk is found before any training
+        _load_chunk(parts, c, settings, spec)
     for c, lo in tqdm(todo, desc=f"zoo of {runs} CNNs on {source.name}", unit="chunk",
                       disable=not progress):  # fmt: skip
         part = {k: v[lo : lo + per_chunk].to(dev) for k, v in hyper.items()}
@@ -172,15 +137,46 @@ def _train_chunks(
         )  # fmt: skip
 
 
+def _load_chunk(parts: Path, c: int, settings: dict, spec: ArchSpec) -> dict:
+    """Chunk ``c`` of ``parts``, checked to hold what training it wrote (right keys, shapes)."""
+    path = parts / f"chunk_{c:06d}.pt"
+    redo = "delete it and re-run the same command to retrain that chunk"
+    try:
+        piece = load_torch_file(path, what="zoo chunk")
+    except ValueError as err:
+        raise ValueError(f"{err}; {redo}") from None
+    lo = c * settings["chunk_runs"]
+    rows = (min(settings["runs"], lo + settings["chunk_runs"]) - lo) * len(settings["checkpoints"])
+    shapes = {"params": (rows, spec.num_params), "epoch": (rows,)}
+    shapes.update({f"{s}.{k}": (rows,) for s in ("test", "train") for k in ("accuracy", "loss")})
+    try:
+        got = {k: tuple(_at(piece, k).shape) for k in shapes}
+        good = got == shapes and piece["params"].is_floating_point()
+        good = good and isinstance(piece["seconds"], float)
+    except (KeyError, TypeError, AttributeError):
+        good = False
+    if not good:
+        raise ValueError(
+            f"zoo chunk {path} does not hold {rows} checkpoints of {spec.num_params} parameters "
+            f"with their evaluations; {redo}"
+        )
+    return piece
+
+
+def _at(piece: dict, key: str) -> torch.Tensor:
+    """``piece["a"]["b"]`` for ``key = "a.b"``."""
+    for part in key.split("."):
+        piece = piece[part]
+    return piece
+
+
 def _assemble(
     source: ImageSource, spec: ArchSpec, parts: Path, hyper: dict, settings: dict
 ) -> INRStore:
     """One row per checkpoint (run-major); diverged networks (non-finite weights) left out."""
     runs, k = settings["runs"], len(settings["checkpoints"])
     n_chunks = -(-runs // settings["chunk_runs"])
-    pieces = [
-        load_torch_file(parts / f"chunk_{c:06d}.pt", what="zoo chunk") for c in range(n_chunks)
-    ]
+    pieces = [_load_chunk(parts, c, settings, spec) for c in range(n_chunks)]
     params = torch.cat([p["params"] for p in pieces])
     columns = {
         "test_accuracy": torch.cat([p["test"]["accuracy"] for p in pieces]),
@@ -191,10 +187,15 @@ def _assemble(
     }
     columns["generalization_gap"] = columns["train_accuracy"] - columns["test_accuracy"]
     columns.update({name: v.repeat_interleave(k) for name, v in hyper.items()})
-    gen = torch.Generator().manual_seed(settings["split_seed"])
-    run_is_test = torch.rand(runs, generator=gen) < settings["test_fraction"]
-    run_split = assign_splits(run_is_test, settings["val_fraction"], settings["split_seed"])
+    run_split = run_splits(runs, settings["test_fraction"], settings["val_fraction"],
+                           settings["split_seed"])  # fmt: skip
     keep = torch.isfinite(params).all(1) & torch.isfinite(columns["test_loss"])
+    if not bool(keep.any()):
+        shutil.rmtree(parts)  # nothing worth resuming; a re-run with new settings starts clean
+        raise ValueError(
+            f"all {len(keep)} CNN checkpoints diverged (NaN or Inf weights or loss): lower "
+            f"zoo.hyperparameters.lr (now {settings['hyperparameters']['lr']}) or init_scale"
+        )
     run = torch.arange(runs).repeat_interleave(k)
     return INRStore(
         params=params[keep].float().contiguous(),
