@@ -241,11 +241,16 @@ def save_store(store: INRStore, path: str | os.PathLike) -> Path:
 def load_store(path: str | os.PathLike, *, mmap: bool = True) -> INRStore:
     """Open an INR store; with ``mmap`` (default) the tensors are memory-mapped, not read."""
     what = "INR store"
-    payload = load_torch_file(path, what=what, mmap=mmap)
     hint = (
         "re-create it with the command that made it (`python -m nngraph.fit` for INRs, "
         "`python -m nngraph.zoo` for a CNN zoo) or an importer"
     )
+    try:
+        payload = load_torch_file(path, what=what, mmap=mmap)
+    except ValueError as err:
+        if "corrupt, truncated" not in str(err):
+            raise
+        raise ValueError(f"{err}; {hint}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an nngraph INR store (no '{FORMAT}' header); {hint}")
     if payload.get("version") != VERSION:
