@@ -135,6 +135,31 @@ BAD_MODULES = [
         _seq(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()),
         r"must end with a Linear",
     ),
+    (  # relu(avg(x)) is not avg(relu(x)): moving the activation would change the function
+        _seq(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.ReLU(), nn.Flatten(),
+             nn.Linear(4, 2)),
+        r"layer 1 \(AdaptiveAvgPool2d\) must be one global pooling to 1x1 after the "
+        r"convolutions and their activation",
+    ),
+    (
+        _seq(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Tanh(),
+             nn.Linear(4, 2)),
+        r"after the convolutions and their activation",
+    ),
+    (
+        _seq(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+             nn.Linear(4, 2), nn.ReLU()),
+        r"with no activation after it",
+    ),
+    (
+        _seq(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(0),
+             nn.Linear(4, 2)),
+        r"layer 3 \(Flatten\) must be Flatten\(\)",
+    ),
+    (
+        _seq(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Linear(4, 2)),
+        r"^layer 0 \(Conv1d\) is not supported in a CNN: expected Conv2d",
+    ),
 ]  # fmt: skip
 
 
@@ -152,7 +177,11 @@ def test_unrepresentable_cnns_get_one_clear_error(module: nn.Module, message: st
         ({"layer_kinds": ("conv3d", "linear")}, r"unknown layer kind 'conv3d'"),
         ({"layer_kinds": ("conv2d", "linear"), "kernel_sizes": (3, 0)}, r"ints >= 1"),
         ({"layer_kinds": ("conv2d", "linear"), "kernel_sizes": (3, 3)}, r"dense layer 1 has"),
-        ({"layer_kinds": ("conv2d", "linear"), "global_pool": "sum"}, r"unknown global_pool"),
+        (
+            {"layer_kinds": ("conv2d", "linear"), "kernel_sizes": (3, 1), "global_pool": "sum"},
+            r"unknown global_pool",
+        ),
+        ({"layer_kinds": ("conv2d", "linear")}, r"has convolutions but no kernel_sizes"),
         ({"activations": ("relu", "swish")}, r"one entry per layer but the last"),
     ],
 )
@@ -164,7 +193,8 @@ def test_nonsense_cnn_specs_are_refused(kwargs: dict, message: str) -> None:
 def test_families_refuse_each_others_specs() -> None:
     cnn = ArchSpec.cnn((1, 4), (2,))
     with pytest.raises(ValueError, match="family 'mlp' is dense layers only"):
-        _ = ArchSpec(cnn.layer_sizes, activation="relu", layer_kinds=cnn.layer_kinds).templates
+        _ = ArchSpec(cnn.layer_sizes, activation="relu", layer_kinds=cnn.layer_kinds,
+                     kernel_sizes=cnn.kernel_sizes).templates  # fmt: skip
     with pytest.raises(ValueError, match="is not a CNN"):
         _ = ArchSpec((1, 4, 2), activation="relu", family="cnn").templates
     with pytest.raises(ValueError, match=r"a 2-D convolution: .* pass spec=ArchSpec.cnn"):

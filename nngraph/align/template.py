@@ -85,6 +85,10 @@ def align_to_template(
     """Weight-match every row of ``params [N, P]`` to a template: row ``template_row`` in the first
     round, then the mean of the rows as aligned by the round before (a better-centred template).
     ``signed`` matches neuron negations too (see ``signed_weight_matching``)."""
+    if rounds < 1 or params.dim() != 2 or not 0 <= template_row < len(params):
+        raise ValueError(f"align_to_template needs rounds >= 1 and a template_row inside params "
+                         f"[N, P]; got rounds={rounds}, template_row={template_row}, params "
+                         f"{tuple(params.shape)}")  # fmt: skip
     params = params.detach()
     template = params[template_row].clone().float()
     perms: list[Tensor] = []

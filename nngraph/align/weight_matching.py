@@ -68,9 +68,27 @@ def signed_weight_matching(
     """Weight matching over permutations *and* neuron negations, the symmetries of odd activations
     (SIREN's sine, tanh): returns ``(perms, signs)``; ``apply_alignment(other, perms, spec, signs)``
     is the aligned network. An extension of Git Re-Basin for SIRENs, not the paper's method."""
+    _check_odd(spec)
+    return _match(target, other, spec, max_iter, generator, signed=True)
+
+
+def _check_odd(spec: ArchSpec) -> None:
+    """Negating neurons preserves the function only for odd activations and no max pooling."""
     if not spec.activation_names <= {"sine", "tanh", "identity"} or _max_pooled(spec):
         raise ValueError(f"negation is a symmetry of odd activations only; {spec} is not one")
-    return _match(target, other, spec, max_iter, generator, signed=True)
+
+
+def _check_pair(target: Tensor, other: Tensor, spec: ArchSpec) -> None:
+    """Two networks of ``spec`` as flat finite rows ``[P]``: anything else is one clear error."""
+    for name, row in (("target", target), ("other", other)):
+        if not isinstance(row, Tensor) or row.dim() != 1 or len(row) != spec.num_params:
+            shape = tuple(row.shape) if isinstance(row, Tensor) else type(row).__name__
+            raise ValueError(
+                f"weight matching takes one network per row: {name} must have shape "
+                f"[{spec.num_params}] for {spec}, got {shape}"
+            )
+        if not bool(torch.isfinite(row).all()):
+            raise ValueError(f"weight matching: {name} has NaN or Inf weights")
 
 
 def _max_pooled(spec: ArchSpec) -> bool:
@@ -86,6 +104,7 @@ def _match(
     generator: torch.Generator | None,
     signed: bool,
 ) -> tuple[list[Tensor], list[Tensor]]:
+    _check_pair(target, other, spec)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     # scipy's assignment runs on the CPU: small per-pair matrices, so the CPU is the place anyway
     wa, ba = _layers(target.detach().double().cpu(), spec)
@@ -161,6 +180,12 @@ def weight_matching_batch(
 ) -> tuple[list[Tensor], list[Tensor] | None]:
     """Weight matching of rows ``[B, P]`` pairwise: permutations ``[B, n_l]`` per hidden layer,
     and signs ``[B, n_l]`` when ``signed`` (else ``None``)."""
+    if signed:
+        _check_odd(spec)
+    if target.dim() != 2 or target.shape != other.shape:
+        raise ValueError(f"weight_matching_batch pairs rows: target and other must both be "
+                         f"[B, {spec.num_params}], got {tuple(target.shape)} and "
+                         f"{tuple(other.shape)}")  # fmt: skip
     per_pair = [_match(a, b, spec, max_iter, None, signed=signed) for a, b in zip(target, other)]
     layers = range(spec.n_layers - 1)
     perms = [torch.stack([p[0][k] for p in per_pair]) for k in layers]

@@ -10,6 +10,7 @@ dataset transforms in DataLoader workers (a seeded generator would replay there)
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 
 import torch
@@ -20,7 +21,22 @@ from nngraph.graph.convert import Graph
 from nngraph.graph.spec import ArchSpec, edge_layer_starts
 from nngraph.graph.view import GraphView
 
-__all__ = ["GraphAugmentation", "GraphView", "edge_layer_starts"]
+__all__ = ["GraphAugmentation", "GraphView", "check_setting", "edge_layer_starts"]
+
+
+def check_setting(name: str, value: object, low: float, high: float = math.inf, *,
+                  above: bool = False, integer: bool = False) -> None:  # fmt: skip
+    """``value`` a finite number in ``[low, high]`` (``(low, high]`` with ``above``), an integer
+    with ``integer``; else one ``ValueError`` naming the setting (NaN fails every comparison, so
+    a bare ``if value < low`` lets it through)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = number and math.isfinite(value) and (value > low if above else value >= low)
+    ok = ok and value <= high and (not integer or float(value).is_integer())
+    if not ok:
+        lower = f"> {low:g}" if above else f">= {low:g}"
+        upper = f" and <= {high:g}" if high < math.inf else ""
+        kind = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name}={value!r} is not allowed: it must be {kind} {lower}{upper}")
 
 
 class GraphAugmentation(BaseTransform):

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from nngraph.augment.base import GraphAugmentation
+from nngraph.augment.base import GraphAugmentation, check_setting
 from nngraph.graph.convert import Graph
 from nngraph.graph.spec import edge_layer_starts
 from nngraph.graph.view import GraphView
@@ -21,6 +21,7 @@ class GaussianNoise(GraphAugmentation):
 
     def __init__(self, scale: float = 0.32, **kw: Any) -> None:
         super().__init__(**kw)
+        check_setting("gaussian_noise scale", scale, 0.0)
         self.scale = scale
 
     def augment(self, data: Graph, view: GraphView) -> Graph:
@@ -47,7 +48,8 @@ class Dropout(GraphAugmentation):
 
     def __init__(self, p: float = 0.1, rescale: bool = True, **kw: Any) -> None:
         super().__init__(**kw)
-        if not 0.0 <= p < 1.0:
+        check_setting("dropout p", p, 0.0, 1.0)
+        if p == 1.0:
             raise ValueError(f"dropout p must be in [0, 1), got {p}")
         self.p, self.rescale = p, rescale
 
@@ -67,6 +69,7 @@ class QuantileDropout(GraphAugmentation):
 
     def __init__(self, max_quantile: float = 0.1, **kw: Any) -> None:
         super().__init__(**kw)
+        check_setting("quantile_dropout max_quantile", max_quantile, 0.0, 1.0)
         self.max_quantile = max_quantile
 
     def augment(self, data: Graph, view: GraphView) -> Graph:

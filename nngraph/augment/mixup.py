@@ -26,7 +26,7 @@ from nngraph.align.weight_matching import (
     node_signs,
     weight_matching_batch,
 )
-from nngraph.augment.base import GraphAugmentation
+from nngraph.augment.base import GraphAugmentation, check_setting
 from nngraph.graph.convert import Graph, to_params
 from nngraph.graph.relabel import random_perms, relabel_indices
 from nngraph.graph.view import GraphView
@@ -50,6 +50,12 @@ class MixUp(GraphAugmentation):
         super().__init__(**kw)
         if not 0.0 <= min_lam <= 1.0:
             raise ValueError(f"min_lam must be in [0, 1], got {min_lam}")
+        if alpha is not None:
+            check_setting("mixup alpha", alpha, 0.0, above=True)
+        if lam is not None:
+            check_setting("mixup lam", lam, 0.0, 1.0)
+        if num_classes is not None:
+            check_setting("mixup num_classes", num_classes, 1, integer=True)
         self.num_classes, self.alpha, self.lam, self.min_lam = num_classes, alpha, lam, min_lam
         self.last_lam: Tensor | None = None
         self.last_partner: Tensor | None = None
@@ -109,6 +115,9 @@ class MixUp(GraphAugmentation):
             raise ValueError(
                 "MixUp of hard labels needs num_classes (the one-hot size); pass num_classes="
             )
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            raise ValueError(f"MixUp labels must lie in [0, {self.num_classes}) (num_classes), "
+                             f"got {int(y.min())}..{int(y.max())}")  # fmt: skip
         return F.one_hot(y.long(), self.num_classes).float()
 
 

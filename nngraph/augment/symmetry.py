@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from nngraph.augment.base import GraphAugmentation
+from nngraph.augment.base import GraphAugmentation, check_setting
 from nngraph.graph.convert import Graph
 from nngraph.graph.relabel import random_relabel
 from nngraph.graph.spec import ROLE_HIDDEN, ArchSpec
@@ -44,6 +44,7 @@ class SirenNegation(GraphAugmentation):
 
     def __init__(self, p: float = 0.5, **kw: Any) -> None:
         super().__init__(**kw)
+        check_setting("siren_neg p", p, 0.0, 1.0)
         self.p = p
 
     def augment(self, data: Graph, view: GraphView) -> Graph:
@@ -64,6 +65,7 @@ class SirenBias(GraphAugmentation):
 
     def __init__(self, k_max: int = 4, **kw: Any) -> None:
         super().__init__(**kw)
+        check_setting("siren_bias k_max", k_max, 0, integer=True)
         self.k_max = k_max
 
     def augment(self, data: Graph, view: GraphView) -> Graph:
@@ -84,8 +86,7 @@ class PositiveScale(GraphAugmentation):
 
     def __init__(self, max_factor: float = 2.0, **kw: Any) -> None:
         super().__init__(**kw)
-        if max_factor < 1.0:
-            raise ValueError(f"max_factor must be >= 1, got {max_factor}")
+        check_setting("positive_scale max_factor", max_factor, 1.0)
         self.max_factor = max_factor
 
     def augment(self, data: Graph, view: GraphView) -> Graph:

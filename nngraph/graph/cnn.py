@@ -18,7 +18,12 @@ import torch
 from torch import Tensor, nn
 
 from nngraph.graph.layered import layered_templates
-from nngraph.graph.mlp import ACTIVATION_MODULES, activation_module, check_default_activation
+from nngraph.graph.mlp import (
+    ACTIVATION_MODULES,
+    SPATIAL,
+    activation_module,
+    check_default_activation,
+)
 from nngraph.graph.spec import ArchSpec, GraphTemplates, register_family
 
 __all__ = ["CNNFamily", "module_keys"]
@@ -95,10 +100,8 @@ class CNNFamily:
     # ---- modules ------------------------------------------------------------------------------
     def spec_from_module(self, module: nn.Module) -> ArchSpec | None:
         """Read an ``nn.Sequential`` of Conv2d/activation layers, a global pooling, Flatten and
-        Linear/activation layers; ``None`` for a module with no Conv2d."""
-        if not isinstance(module, nn.Sequential) or not any(
-            isinstance(c, nn.Conv2d) for c in module
-        ):
+        Linear/activation layers; ``None`` for a module with no convolution or pooling layer."""
+        if not isinstance(module, nn.Sequential) or not any(isinstance(c, SPATIAL) for c in module):
             return None
         return _read_sequential(module)
 
@@ -109,7 +112,7 @@ class CNNFamily:
         for i in range(spec.n_layers):
             c_in, c_out = sizes[i], sizes[i + 1]
             if spec.kind_of(i) == "conv2d":
-                stride, pad = _at(spec.strides, i, 1), _at(spec.paddings, i, 0)
+                stride, pad = spec.stride_of(i), spec.padding_of(i)
                 layers.append(nn.Conv2d(c_in, c_out, spec.kernel_of(i), stride=stride, padding=pad))
             else:
                 layers.append(nn.Linear(c_in, c_out))
@@ -121,12 +124,9 @@ class CNNFamily:
         return nn.Sequential(*layers)
 
 
-def _at(values: tuple[int, ...], i: int, default: int) -> int:
-    return values[i] if values else default
-
-
 def _read_sequential(module: nn.Sequential) -> ArchSpec:
     """The spec of a CNN Sequential, or a one-line ``ValueError`` naming the offending layer."""
+    _check_layer_types(module)
     sizes: list[int] = []
     kinds, kernels, strides, pads, acts = [], [], [], [], []
     pool, flattened, expect = None, False, "layer"
@@ -161,23 +161,20 @@ def _read_sequential(module: nn.Sequential) -> ArchSpec:
             expect = "layer"
             continue
         elif type(child) in _POOLS:
-            if child.output_size not in (1, (1, 1)) or pool is not None or not kinds:
+            # expect == "activation": the last Conv2d's activation is missing or comes after the
+            # pooling, where a CNN graph cannot put it (relu(avg(x)) is not avg(relu(x)))
+            single = child.output_size in (1, (1, 1)) and pool is None and kinds
+            if not single or expect == "activation":
                 raise ValueError(
                     f"layer {name} ({kind}) must be one global pooling to 1x1 after the "
                     "convolutions and their activation"
                 )
             pool = _POOLS[type(child)]
             continue
-        elif isinstance(child, nn.Flatten):
-            if pool is None:
-                raise ValueError(f"layer {name} (Flatten) needs the global pooling before it")
+        else:  # Flatten, the only other kind _check_layer_types lets through
+            _check_flatten(name, child, pool)
             flattened = True
             continue
-        else:
-            raise ValueError(
-                f"layer {name} ({kind}) is not supported in a CNN: expected Conv2d, an "
-                "activation, AdaptiveAvgPool2d(1)/AdaptiveMaxPool2d(1), Flatten or Linear"
-            )
         if expect != "layer":
             raise ValueError(f"layer {name} ({kind}) follows another layer without an activation")
         if sizes and layer_in != sizes[-1]:
@@ -187,8 +184,11 @@ def _read_sequential(module: nn.Sequential) -> ArchSpec:
             )
         sizes += [layer_in, layer_out] if not sizes else [layer_out]
         expect = "activation"
-    if not kinds or kinds[-1] != "linear":
-        raise ValueError("a CNN Sequential must end with a Linear layer (its output)")
+    if not kinds or kinds[-1] != "linear" or expect != "activation":
+        raise ValueError(
+            "a CNN Sequential must end with a Linear layer (its output), with no activation "
+            "after it"
+        )
     uniform = len(set(acts)) <= 1
     return ArchSpec(
         tuple(sizes),
@@ -201,6 +201,29 @@ def _read_sequential(module: nn.Sequential) -> ArchSpec:
         activations=() if uniform else tuple(acts),
         global_pool=pool,
     )
+
+
+def _check_layer_types(module: nn.Sequential) -> None:
+    """Every layer one that a CNN graph represents, checked before the structure is read, so an
+    unsupported layer is named as itself, not by what the layers around it then lack."""
+    for name, child in module.named_children():
+        kind = type(child)
+        if not isinstance(child, (nn.Conv2d, nn.Linear, nn.Flatten)) and (
+            kind not in ACTIVATION_MODULES and kind not in _POOLS
+        ):
+            raise ValueError(
+                f"layer {name} ({kind.__name__}) is not supported in a CNN: expected Conv2d, an "
+                "activation, AdaptiveAvgPool2d(1)/AdaptiveMaxPool2d(1), Flatten or Linear"
+            )
+
+
+def _check_flatten(name: str, flatten: nn.Flatten, pool: str | None) -> None:
+    """``Flatten()`` right after the global pooling: what the rebuilt module will have."""
+    if pool is None:
+        raise ValueError(f"layer {name} (Flatten) needs the global pooling before it")
+    if (flatten.start_dim, flatten.end_dim) != (1, -1):
+        raise ValueError(f"layer {name} (Flatten) must be Flatten() (start_dim=1, end_dim=-1), "
+                         f"got {flatten.start_dim}, {flatten.end_dim}")  # fmt: skip
 
 
 def _check_conv(name: str, conv: nn.Conv2d) -> None:

@@ -42,6 +42,8 @@ def from_params(params: Tensor, spec: ArchSpec, *, validate: bool = True) -> Dat
             f"from_params takes one network's parameters [P]; got shape {tuple(params.shape)} "
             "(use to_graph_batch for [B, P])"
         )
+    if not isinstance(spec, ArchSpec):
+        raise ValueError(f"spec must be an ArchSpec, got {type(spec).__name__} {spec!r}")
     rows = params.unsqueeze(0)
     check_params_shape(rows, spec)
     if validate:
@@ -82,7 +84,30 @@ def from_module(module: nn.Module, spec: ArchSpec | None = None, *, validate: bo
         raise ValueError(f"from_module takes an nn.Module, got {type(module).__name__}")
     if spec is None:
         spec = _spec_from_module(module)
+    else:
+        _check_given_spec(module, spec)
     return from_state_dict(module.state_dict(), spec, validate=validate)
+
+
+def _check_given_spec(module: nn.Module, spec: ArchSpec) -> None:
+    """A ``spec`` passed for a module nngraph can read must agree with it wherever the function
+    depends on it (activations, strides, padding, pooling), not only in parameter shapes."""
+    try:
+        read = _spec_from_module(module)
+    except ValueError:  # a module no family reads: the given spec is all there is
+        return
+    fields = ("family", "layer_sizes", "layer_kinds", "kernel_sizes", "strides", "paddings")
+    differ = [f for f in fields if read.family == "cnn" and getattr(read, f) != getattr(spec, f)]
+    acts = [spec.activation_of(i) for i in range(spec.n_layers - 1)]
+    if acts != [read.activation_of(i) for i in range(read.n_layers - 1)]:
+        differ.append("activations")
+    if read.has_convolutions and read.global_pool != spec.global_pool:
+        differ.append("global_pool")
+    if differ:
+        raise ValueError(
+            f"from_module: spec={spec} contradicts the module ({read}) in {', '.join(differ)}; "
+            "leave spec out to read it from the module"
+        )
 
 
 def _spec_from_module(module: nn.Module) -> ArchSpec:
@@ -335,6 +360,9 @@ def _build_batch_structure(spec: ArchSpec, b: int, device: str) -> dict:
 
 
 def _check_finite_state_dict(state_dict: dict[str, Tensor], params: Tensor, spec: ArchSpec) -> None:
+    if params.is_meta:
+        raise ValueError("the weights are on the meta device (shapes only, no values): load or "
+                         "initialise real weights first")  # fmt: skip
     if bool(torch.isfinite(params).all()):
         return
     for key, value in state_dict.items():

@@ -33,6 +33,11 @@ ACTIVATION_MODULES: dict[type[nn.Module], str] = {
 }
 _TRAILING_INT = re.compile(r"^(.*?)(\d+)$")
 
+#: layers that make a stack a CNN (or something no family reads): never an MLP's
+SPATIAL = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+           nn.ConvTranspose3d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.MaxPool2d,
+           nn.AvgPool2d, nn.Flatten)  # fmt: skip
+
 
 def activation_module(name: str) -> nn.Module:
     """The parameter-free ``nn.Module`` of a named activation (not ``sine``: SIRENs are built by
@@ -137,8 +142,8 @@ class MLPFamily:
         spec = getattr(module, "spec", None)
         if isinstance(spec, ArchSpec):
             return spec
-        if not isinstance(module, nn.Sequential):
-            return None
+        if not isinstance(module, nn.Sequential) or any(isinstance(c, SPATIAL) for c in module):
+            return None  # a stack with convolutions or pooling is the CNN family's to read
         sizes: list[int] = []
         activations: set[str] = set()
         expect_linear = True

@@ -148,6 +148,7 @@ class ArchSpec:
         global pooling, then dense layers of ``head`` sizes (the last is the output). ``stride``
         is one for all convolutions or one per convolution; ``padding`` defaults to
         ``kernel_size // 2`` (same size at stride 1)."""
+        _check_cnn_arguments(channels, head, kernel_size, stride, padding)
         channels, head = tuple(channels), tuple(head)
         n_conv, n_lin = len(channels) - 1, len(head)
         if n_conv < 1 or n_lin < 1:
@@ -195,6 +196,14 @@ class ArchSpec:
     def kernel_of(self, layer: int) -> int:
         """The kernel size of weight layer ``layer`` (1 for a dense layer)."""
         return self.kernel_sizes[layer] if self.kernel_sizes else 1
+
+    def stride_of(self, layer: int) -> int:
+        """The stride of weight layer ``layer`` (1 when the spec lists none)."""
+        return self.strides[layer] if self.strides else 1
+
+    def padding_of(self, layer: int) -> int:
+        """The zero padding of weight layer ``layer`` (0 when the spec lists none)."""
+        return self.paddings[layer] if self.paddings else 0
 
     def activation_of(self, layer: int) -> str:
         """The activation after weight layer ``layer`` (every layer but the last has one)."""
@@ -276,6 +285,27 @@ class ArchSpec:
         return f"{self.family} {sizes} ({act}{extra})"
 
 
+def _check_cnn_arguments(
+    channels: object, head: object, kernel_size: object, stride: object, padding: object
+) -> None:
+    """``ArchSpec.cnn``'s arguments of the right types, named when they are not."""
+
+    def is_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for name, value in (("channels", channels), ("head", head)):
+        if not isinstance(value, (tuple, list)) or not all(is_int(v) for v in value):
+            raise ValueError(f"ArchSpec.cnn: {name} must be a list of integers, got {value!r}")
+    if not is_int(kernel_size) or (padding is not None and not is_int(padding)):
+        raise ValueError(f"ArchSpec.cnn: kernel_size and padding must be integers, got "
+                         f"{kernel_size!r} and {padding!r}")  # fmt: skip
+    if not is_int(stride) and not (
+        isinstance(stride, (tuple, list)) and all(is_int(v) for v in stride)
+    ):
+        raise ValueError(f"ArchSpec.cnn: stride must be an integer or one per convolution, got "
+                         f"{stride!r}")  # fmt: skip
+
+
 _TUPLE_FIELDS = ("layer_sizes", "layer_kinds", "kernel_sizes", "strides", "paddings", "activations")
 _LAYER_FIELDS = ("layer_kinds", "kernel_sizes", "strides", "paddings", "activations", "global_pool")
 LAYER_KINDS = ("linear", "conv2d")
@@ -309,6 +339,9 @@ def _check_layer_fields(spec: ArchSpec) -> None:
             f"layer_kinds {kinds}: every convolution must come before the global pooling and the "
             "dense layers"
         )
+    if "conv2d" in kinds and not spec.kernel_sizes:
+        raise ValueError(f"layer_kinds {kinds} has convolutions but no kernel_sizes; give one per "
+                         "layer (1 for dense layers), or use ArchSpec.cnn")  # fmt: skip
     for i, k in enumerate(kinds):
         if k == "linear" and spec.kernel_sizes and spec.kernel_sizes[i] != 1:
             raise ValueError(f"dense layer {i} has kernel size {spec.kernel_sizes[i]}; use 1")

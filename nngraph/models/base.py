@@ -33,11 +33,15 @@ def check_compatible(model_spec: ArchSpec, spec: ArchSpec, *, any_hidden_width: 
     problems = []
     if spec.family != model_spec.family:
         problems.append(f"family {spec.family!r} vs {model_spec.family!r}")
+    acts = [spec.activation_of(i) for i in range(spec.n_layers - 1)]
+    model_acts = [model_spec.activation_of(i) for i in range(model_spec.n_layers - 1)]
     if (spec.activation, spec.w0) != (model_spec.activation, model_spec.w0):
         problems.append(
             f"activation {spec.activation} (w0={spec.w0:g}) vs {model_spec.activation} "
             f"(w0={model_spec.w0:g})"
         )
+    elif len(acts) == len(model_acts) and acts != model_acts:
+        problems.append(f"activations per layer {acts} vs {model_acts}")
     if (spec.layer_kinds, spec.kernel_sizes) != (model_spec.layer_kinds, model_spec.kernel_sizes):
         problems.append(
             f"layers {spec.layer_kinds or 'dense'} / kernels {spec.kernel_sizes or 1} vs "

@@ -69,6 +69,24 @@ def position_ids(spec: ArchSpec, device: torch.device | str = "cpu") -> Tensor:
 CNN_PROBE_SIZE = (8, 8)
 
 
+def cnn_probe_side(spec: ArchSpec) -> int:
+    """The side of a CNN's probe images: ``CNN_PROBE_SIZE``, doubled until every convolution of
+    ``spec`` has its kernel inside the padded input and leaves at least one position."""
+    side = CNN_PROBE_SIZE[0]
+    while side <= 4096:
+        size = side
+        for layer in range(spec.n_layers):
+            if spec.kind_of(layer) != "conv2d" or size < 1:
+                break
+            k, s, p = spec.kernel_of(layer), spec.stride_of(layer), spec.padding_of(layer)
+            size = (size + 2 * p - k) // s + 1 if size + 2 * p >= k else 0
+        if size >= 1:
+            return side
+        side *= 2
+    raise ValueError(f"no probe image up to 4096x4096 passes the convolutions of {spec}; "
+                     "set model.kwargs.probe_points=0")  # fmt: skip
+
+
 class ProbeFeatures(torch.nn.Module):
     """What each neuron computes on ``k`` fixed probe inputs, as a node feature (the reference's
     probe features, Kofinas et al. 2024): inputs see the probe coordinates, hidden neurons their
@@ -85,7 +103,8 @@ class ProbeFeatures(torch.nn.Module):
             )
         gen = torch.Generator().manual_seed(seed)
         # CNNs see k random probe images (any size works after the global pooling)
-        shape = (spec.in_dim,) if spec.family == "mlp" else (spec.in_dim, *CNN_PROBE_SIZE)
+        side = cnn_probe_side(spec) if spec.family == "cnn" else 0
+        shape = (spec.in_dim,) if spec.family == "mlp" else (spec.in_dim, side, side)
         self.register_buffer("points", torch.rand(k, *shape, generator=gen) * 2 - 1)
         self.proj = nn.Linear(k, out_dim)
 

@@ -49,6 +49,10 @@ class PNANet(WeightSpaceModel):
         self.node_encoder = ScalarEncoder(t.node_dim, hidden, fourier_dim, fourier_sigma)
         self.edge_encoder = ScalarEncoder(t.edge_dim, hidden, fourier_dim, fourier_sigma)
         self.positions = nn.Embedding(num_positions(spec), hidden)
+        if probe_points < 0:
+            raise ValueError(
+                f"probe_points must be >= 0 (0: no probe features), got {probe_points}"
+            )
         self.probes = ProbeFeatures(spec, probe_points, hidden) if probe_points > 0 else None
         self.backward_edge = nn.Parameter(torch.randn(hidden) * 0.1)  # marks reversed weights
         deg = degree_histogram(spec)

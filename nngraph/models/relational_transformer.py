@@ -172,6 +172,10 @@ class RelationalTransformer(WeightSpaceModel):
         # a pair's raw features: (w_ij, w_ji), zeros where there is no weight
         self.edge_encoder = ScalarEncoder(2 * t.edge_dim, d_edge, fourier_dim, fourier_sigma)
         self.positions = nn.Embedding(num_positions(spec), d_node)
+        if probe_points < 0:
+            raise ValueError(
+                f"probe_points must be >= 0 (0: no probe features), got {probe_points}"
+            )
         self.probes = ProbeFeatures(spec, probe_points, d_node) if probe_points > 0 else None
         self.layers = nn.ModuleList(
             RTLayer(

@@ -82,7 +82,7 @@ def _check_spec(source: ImageSource, spec: ArchSpec) -> None:
     for layer in range(spec.n_layers):
         if spec.kind_of(layer) != "conv2d":
             break
-        k, s, p = spec.kernel_of(layer), spec.strides[layer], spec.paddings[layer]
+        k, s, p = spec.kernel_of(layer), spec.stride_of(layer), spec.padding_of(layer)
         if k > 2 * size - 1:  # some kernel offsets would fall outside the input at every position
             raise ValueError(
                 f"convolution {layer} has a {k}x{k} kernel on a {size}x{size} input "

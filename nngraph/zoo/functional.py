@@ -59,7 +59,7 @@ def cnn_forward(
             c_out = weight.shape[1]
             h = F.conv2d(
                 h, weight.reshape(m * c_out, *weight.shape[2:]), bias.reshape(-1),
-                stride=spec.strides[layer], padding=spec.paddings[layer], groups=m,
+                stride=spec.stride_of(layer), padding=spec.padding_of(layer), groups=m,
             )  # fmt: skip
         else:
             if h.dim() == 4:  # the global pooling: [B, M*C, H, W] -> [M, B, C]
