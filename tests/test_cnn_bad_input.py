@@ -178,3 +178,14 @@ def test_shapes_only_weights_and_a_spec_that_is_not_one_are_named() -> None:
         from_params(torch.zeros(SPEC.num_params), "cnn")
     with pytest.raises(ValueError, match=r"probe_points must be >= 0"):
         build_model("pna", SPEC, probe_points=-3)
+
+
+def test_a_relabeling_without_permutations_and_unknown_highlights_are_named() -> None:
+    from nngraph.graph import relabel
+    from nngraph.viz import draw_neural_graph
+
+    graph = from_params(torch.randn(SPEC.num_params), SPEC)
+    with pytest.raises(ValueError, match=r"perms must be a list of tensors"):
+        relabel(graph, None)
+    with pytest.raises(ValueError, match=r"highlight names nodes the graph does not have"):
+        draw_neural_graph(graph, highlight={10**6})

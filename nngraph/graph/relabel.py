@@ -76,6 +76,9 @@ def relabel_indices(
     outputs of an equivariant model permute the same way."""
     t = spec.templates_on(device if device is not None else "cpu")
     hidden = list(t.hidden_layers)
+    if not isinstance(perms, (list, tuple)) or not all(isinstance(p, Tensor) for p in perms):
+        raise ValueError(f"perms must be a list of tensors, one per hidden layer, got "
+                         f"{type(perms).__name__}")  # fmt: skip
     if len(perms) != len(hidden):
         raise ValueError(
             f"{spec} has {len(hidden)} hidden layers, so relabel needs {len(hidden)} permutations; "

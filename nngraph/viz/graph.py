@@ -60,6 +60,10 @@ def draw_neural_graph(
     to its layer's largest, so every layer stays legible. ``highlight`` rings the given nodes
     (e.g. the neurons a relabeling moved)."""
     g = graph if isinstance(graph, nx.DiGraph) else to_networkx(graph)
+    unknown = sorted(set(highlight or ()) - set(g.nodes))
+    if unknown:
+        raise ValueError(f"highlight names nodes the graph does not have: {unknown[:5]} (it has "
+                         f"nodes 0..{g.number_of_nodes() - 1})")  # fmt: skip
     fig = ax.figure if ax is not None else plt.figure(figsize=(7, 5))
     ax = ax if ax is not None else fig.add_subplot(111)
     pos = layered_layout(g)
