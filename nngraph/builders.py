@@ -256,7 +256,9 @@ def build_data(
     if len(rows) == 0:
         raise ValueError(f"{store_path} has no train rows with data.views={views}")
     train = GraphBatches(store, rows, bs, device=device, shard=(dist.rank, dist.world), targets=y)
-    eval_views = views if store.meta.get("kind") == "cnn_zoo" else 1  # every checkpoint counts
+    # a zoo is scored on every checkpoint of each run whatever data.views trains on, so test
+    # figures from different data.views are on one test set; an INR store on view 0
+    eval_views = int(store.view.max()) + 1 if store.meta.get("kind") == "cnn_zoo" else 1
     evals = {s: store.indices(s, views=eval_views) for s in ("train", "val", "test")}
     kind = "CNNs" if store.spec.family == "cnn" else "INRs"
     for split, split_rows in evals.items():
@@ -282,10 +284,13 @@ def build_task(
         encoder.set_input_stats(cached_layer_stats(store, store_path, rows, views, write=write))
     if store.meta.get("kind") == "cnn_zoo" and cfg.task.name != "regression":
         raise ValueError(
-            f"data={cfg.data.name} is a CNN zoo: its networks have targets, not classes; use "
-            "task=regression (task.target=test_accuracy, ...)"
+            f"data={cfg.data.name} is a CNN zoo: task={cfg.task.name} is not available for it "
+            "(its networks have float targets, no classes); use task=regression "
+            "(task.target=test_accuracy, ...)"
         )
     options = {k: v for k, v in plain(cfg.task).items() if k != "name"}
+    if cfg.task.name == "regression":  # standardise on exactly the rows it trains on
+        options["train_rows"] = rows
     try:
         return task_class(str(cfg.task.name)).from_store(encoder, store, **options)
     except TypeError as err:

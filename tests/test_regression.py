@@ -11,9 +11,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from nngraph.data.store import load_store
 from nngraph.graph import ArchSpec, random_relabel, to_graph_batch
 from nngraph.models import build_model
-from nngraph.models.statnn import layer_statistics
+from nngraph.models.statnn import layer_statistics, statnn_baseline
 from nngraph.tasks.regression import regression_metrics
 from nngraph.train.run import run
 from nngraph.zoo.build import build_zoo
@@ -117,3 +118,53 @@ def test_a_resumed_regression_run_ends_like_an_uninterrupted_one(zoo_path, tmp_p
     resumed = train(zoo_path, tmp_path / "cut", *extra, f"trainer.resume={tmp_path / 'cut'}")
     for key in ("steps", "best_step", "val_tau", "test_tau", "test_rmse"):
         assert resumed[key] == whole[key], key
+
+
+def test_fewer_training_views_change_neither_the_test_set_nor_the_scaling_rows(
+    zoo_path, tmp_path
+) -> None:
+    store = load_store(zoo_path)
+    target = store.columns["test_accuracy"].float()
+    train(zoo_path, tmp_path, "model=statnn", "trainer.epochs=1", "data.views=1")
+    outputs = torch.load(tmp_path / "test_outputs.pt", weights_only=True)
+    assert len(outputs["target"]) == len(store.indices("test"))  # every checkpoint of each run
+    state = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    trained_on = target[store.indices("train", views=1)]
+    torch.testing.assert_close(state["mean"], trained_on.mean())
+    torch.testing.assert_close(state["std"], trained_on.std())
+
+
+def test_a_resume_that_would_predict_another_target_is_refused(zoo_path, tmp_path) -> None:
+    train(zoo_path, tmp_path / "a", "model=statnn", "trainer.epochs=2", "trainer.max_steps=3")
+    with pytest.raises(ValueError, match=r"target: test_accuracy -> lr"):
+        train(zoo_path, tmp_path / "b", "model=statnn", "trainer.epochs=2", "task.target=lr",
+              f"trainer.resume={tmp_path / 'a'}")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("task.head_hidden=[0]", r"task.head_hidden=\[0\] is not allowed"),
+     ("task.head_hidden=[-3]", r"task.head_hidden=\[-3\] is not allowed"),
+     ("model.kwargs.out_dim=0", r"model.kwargs.out_dim=0 is not allowed"),
+     ("model.kwargs.hidden=[32]", r"model.kwargs.hidden=\[32\] is not allowed")],
+)  # fmt: skip
+def test_zero_or_malformed_widths_are_refused(zoo_path, tmp_path, override, message) -> None:
+    model = "model=mlp" if "model.kwargs" in override else "model=statnn"
+    with pytest.raises(ValueError, match=message):
+        train(zoo_path, tmp_path, model, "trainer.epochs=1", override)
+
+
+def test_statnn_baseline_refuses_what_it_cannot_fit(zoo_path) -> None:
+    store = load_store(zoo_path)
+    params, y = store.params[:20].float(), store.columns["test_accuracy"][:20].float()
+    bad = params.clone()
+    bad[3, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"sample 3: .* holds non-finite values"):
+        statnn_baseline(bad, y, params, store.spec)
+    with pytest.raises(ValueError, match=r"params must have shape"):
+        statnn_baseline(params[:, :-1], y, params, store.spec)
+    with pytest.raises(ValueError, match=r"train_params needs at least 2"):
+        statnn_baseline(params[:1], y[:1], params, store.spec)
+    with pytest.raises(ValueError, match=r"train_y must hold 20 finite targets"):
+        statnn_baseline(params, y[:19], params, store.spec)
+    assert torch.isfinite(statnn_baseline(params, y, params[:1], store.spec)).all()

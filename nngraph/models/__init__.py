@@ -39,10 +39,20 @@ MODELS: dict[str, type[WeightSpaceModel]] = {
 }
 
 
+#: size settings of the models: integers >= 1 wherever a model takes them
+SIZES = frozenset({"hidden", "out_dim", "n_layers", "d_node", "d_edge", "d_attn", "heads",
+                   "d_node_hidden", "d_edge_hidden"})  # fmt: skip
+
+
 def build_model(name: str, spec: ArchSpec, **kwargs: Any) -> WeightSpaceModel:
     """The encoder called ``name`` (``model=`` in the configs) for networks of ``spec``."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
+    for key in SIZES.intersection(kwargs):  # a width of 0 trains a constant without complaint
+        value = kwargs[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"model.kwargs.{key}={value!r} is not allowed: it must be an "
+                             "integer >= 1")  # fmt: skip
     try:
         return MODELS[name](spec, **kwargs)
     except TypeError as err:

@@ -61,6 +61,17 @@ def statnn_baseline(
     ``train_params`` against ``train_y`` (scikit-learn's ``HistGradientBoostingRegressor``)."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
+    from nngraph.graph.validate import check_finite, check_params_shape
+
+    for name, rows, least in (("train_params", train_params, 2), ("test_params", test_params, 1)):
+        check_params_shape(rows, spec)
+        check_finite(rows, spec)
+        if len(rows) < least:
+            raise ValueError(f"statnn_baseline: {name} needs at least {least} network(s), got "
+                             f"{len(rows)}")  # fmt: skip
+    if train_y.shape != (len(train_params),) or not bool(torch.isfinite(train_y).all()):
+        raise ValueError(f"statnn_baseline: train_y must hold {len(train_params)} finite targets, "
+                         f"one per train row; got shape {tuple(train_y.shape)}")  # fmt: skip
     model = HistGradientBoostingRegressor(random_state=seed)
     model.fit(layer_statistics(train_params.float(), spec).numpy(), train_y.float().numpy())
     return torch.from_numpy(model.predict(layer_statistics(test_params.float(), spec).numpy()))

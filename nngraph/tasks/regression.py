@@ -84,7 +84,8 @@ class RegressionTask(Task):
     @classmethod
     def from_store(cls, encoder: WeightSpaceModel, store: INRStore, **options: Any) -> Task:
         target = str(options.pop("target", "test_accuracy"))
-        values = store_target(store, target)[store.indices("train")]
+        rows = options.pop("train_rows", None)  # the rows it trains on (data.views of each item)
+        values = store_target(store, target)[store.indices("train") if rows is None else rows]
         return cls(encoder, float(values.mean()), float(values.std()), target=target, **options)
 
     def predict(self, batch: Batch) -> Tensor:

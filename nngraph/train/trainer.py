@@ -179,8 +179,9 @@ class Trainer:
                 f"the same number (this run has {self.dist.world})"
             )
         saved, now = ckpt.get("data"), self._data_identity()
-        if saved is not None and saved != now and not self.settings.resume_changes:
-            changed = [f"{k}: {saved.get(k)} -> {now[k]}" for k in now if saved.get(k) != now[k]]
+        changed = [f"{k}: {saved[k]} -> {now[k]}" for k in now if k in (saved or {})
+                   and saved[k] != now[k]]  # fmt: skip
+        if changed and not self.settings.resume_changes:
             raise ValueError(
                 f"the checkpoint {ckpt_path} was trained on other data or batches "
                 f"({'; '.join(changed)}); resume with the same settings, or allow it with "
@@ -196,10 +197,14 @@ class Trainer:
 
     def _data_identity(self) -> dict[str, Any]:
         """What a resumed run must read the same: the store's content, the training rows, the
-        batch size."""
+        batch size, and the target a regression predicts (its scaling is in the checkpoint)."""
         train = self.data.train
-        return {"store_sha256": train.store.digest(), "train_rows": len(self.data.rows),
-                "batch_size": train.batch_size}  # fmt: skip
+        identity = {"store_sha256": train.store.digest(), "train_rows": len(self.data.rows),
+                    "batch_size": train.batch_size}  # fmt: skip
+        target = getattr(self.task, "target", None)
+        if isinstance(target, str):  # a regression task's target column
+            identity["target"] = target
+        return identity
 
     def _rank_states(self) -> tuple[list, list]:
         """Every process's RNG and augmentation-generator states (each rank draws its own)."""
