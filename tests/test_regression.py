@@ -168,3 +168,12 @@ def test_statnn_baseline_refuses_what_it_cannot_fit(zoo_path) -> None:
     with pytest.raises(ValueError, match=r"train_y must hold 20 finite targets"):
         statnn_baseline(params, y[:19], params, store.spec)
     assert torch.isfinite(statnn_baseline(params, y, params[:1], store.spec)).all()
+
+
+def test_a_new_run_in_a_used_directory_starts_a_fresh_metrics_log(zoo_path, tmp_path) -> None:
+    from nngraph.train.logging import read_metrics
+
+    for _ in range(2):
+        train(zoo_path, tmp_path, "model=statnn", "trainer.epochs=2")
+    steps = [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")]
+    assert steps == sorted(set(steps))  # one run's lines, no repeats from the first

@@ -317,6 +317,11 @@ class Trainer:
         state, s = self.state, self.settings
         show = s.progress and self.dist.is_main
         if self.dist.is_main and self.logger is None:
+            old = self.run_dir / "metrics.jsonl"
+            if state.step == 0 and old.exists():  # a new run here replaces the last one's files
+                print(f"nngraph: starting a new run in {self.run_dir}: its previous "
+                      "metrics.jsonl is replaced (pass trainer.resume to continue it)")  # fmt: skip
+                old.unlink()
             self.logger = MetricsLogger(self.run_dir, self.config, self.logger_options)
         self.task.train()
         epoch_bar = tqdm(range(s.epochs), desc="epochs", initial=state.epoch, disable=not show)
