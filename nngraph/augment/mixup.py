@@ -48,8 +48,7 @@ class MixUp(GraphAugmentation):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        if not 0.0 <= min_lam <= 1.0:
-            raise ValueError(f"min_lam must be in [0, 1], got {min_lam}")
+        check_setting("mixup min_lam", min_lam, 0.0, 1.0)
         if alpha is not None:
             check_setting("mixup alpha", alpha, 0.0, above=True)
         if lam is not None:
@@ -115,7 +114,7 @@ class MixUp(GraphAugmentation):
             raise ValueError(
                 "MixUp of hard labels needs num_classes (the one-hot size); pass num_classes="
             )
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+        if bool(((y < 0) | (y >= self.num_classes)).any()):  # one device sync per batch
             raise ValueError(f"MixUp labels must lie in [0, {self.num_classes}) (num_classes), "
                              f"got {int(y.min())}..{int(y.max())}")  # fmt: skip
         return F.one_hot(y.long(), self.num_classes).float()
