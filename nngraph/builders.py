@@ -369,12 +369,15 @@ def _numbers(cfg: DictConfig, key: str, *, integer: bool) -> list:
     what = (
         "a list of integers >= 1, e.g. [8, 16]" if integer else "a list of numbers, e.g. [0.5, 1]"
     )
-    good = isinstance(value, list) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-    )
+    good = isinstance(value, list) and all(_is_number(v) for v in value)
     if not good or (integer and any(v < 1 or not float(v).is_integer() for v in value)):
         raise ValueError(f"{key}={value} is not allowed: it must be {what}")
     return [int(v) if integer else float(v) for v in value]
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float from a config (YAML's true/false are bools, not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _zoo_ranges(cfg: DictConfig) -> dict[str, tuple]:
@@ -384,11 +387,7 @@ def _zoo_ranges(cfg: DictConfig) -> dict[str, tuple]:
         raise ValueError(f"zoo.hyperparameters={value} is not allowed: it must map each hyper"
                          "parameter to [kind, lo, hi], e.g. lr: [log, 0.001, 0.02]")  # fmt: skip
     for name, r in value.items():
-        numbers = (
-            isinstance(r, list)
-            and len(r) == 3
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r[1:])
-        )
+        numbers = isinstance(r, list) and len(r) == 3 and all(_is_number(v) for v in r[1:])
         if not numbers or not isinstance(r[0], str):
             raise ValueError(
                 f"zoo.hyperparameters.{name}={r} is not allowed: it must be [kind, lo, hi] with "

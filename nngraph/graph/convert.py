@@ -97,7 +97,8 @@ def _check_given_spec(module: nn.Module, spec: ArchSpec) -> None:
     except ValueError:  # a module no family reads: the given spec is all there is
         return
     fields = ("family", "layer_sizes", "layer_kinds", "kernel_sizes", "strides", "paddings")
-    differ = [f for f in fields if read.family == "cnn" and getattr(read, f) != getattr(spec, f)]
+    fields = fields if read.family == "cnn" else ()  # an MLP's shapes are checked by its params
+    differ = [f for f in fields if getattr(read, f) != getattr(spec, f)]
     acts = [spec.activation_of(i) for i in range(spec.n_layers - 1)]
     if acts != [read.activation_of(i) for i in range(read.n_layers - 1)]:
         differ.append("activations")
